@@ -1,0 +1,63 @@
+"""Constants and defaults of SER Studio, in one place.
+
+Everything a user may want to change has an environment variable or a
+command-line option; the values here are the defaults.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The one label vocabulary every corpus is mapped onto, in display order.
+LABELS: tuple[str, ...] = (
+    "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",
+)
+
+# Audio pipeline.
+SAMPLE_RATE = 16_000          # Hz; every pipeline resamples to this
+MIN_DURATION = 0.5            # s; shorter clips are rejected
+MAX_DURATION = 600.0          # s; longer input is refused by load_audio (use iter_windows)
+SILENCE_DBFS = -50.0          # dBFS peak under which a clip counts as silent
+TRIM_TOP_DB = 30.0            # dB below peak treated as silence by trimming
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3", ".m4a", ".aac", ".webm", ".opus",
+)
+
+# Evaluation.
+DEFAULT_PROTOCOL = "speaker"
+DEFAULT_FOLDS = 5
+DEFAULT_SEED = 42
+
+# Where things live. Data root: --data-dir, then SER_DATA_DIR, then data/ in the project.
+DATA_DIR_ENV = "SER_DATA_DIR"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+CACHE_DIR_ENV = "SER_CACHE_DIR"
+SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
+USER_MODELS_ENV = "SER_USER_MODELS_DIR"
+
+
+def data_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data root: the argument, then $SER_DATA_DIR, then data/ in the project."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    return DEFAULT_DATA_DIR
+
+
+def cache_dir() -> Path:
+    """Feature cache: $SER_CACHE_DIR, else ~/.cache/ser-studio (XDG)."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ser-studio"
+
+
+def user_models_dir() -> Path:
+    """A user's own trained models: $SER_USER_MODELS_DIR, else ~/.local/share/ser-studio/models."""
+    if os.environ.get(USER_MODELS_ENV):
+        return Path(os.environ[USER_MODELS_ENV]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "ser-studio" / "models"
