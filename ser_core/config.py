@@ -35,6 +35,7 @@ DATA_DIR_ENV = "SER_DATA_DIR"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 CACHE_DIR_ENV = "SER_CACHE_DIR"
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULT_MODEL = "egemaps-svm"   # folder under models/ used when no model is named
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
 
 

@@ -40,3 +40,7 @@ class DatasetError(SerError):
 
 class ModelError(SerError):
     """A model bundle is missing, corrupt or does not match this code."""
+
+
+class OptionError(SerError, ValueError):
+    """An option does not fit: an unknown name, or a protocol the selected data cannot support."""

@@ -46,13 +46,14 @@ def write_mp3(path: str | Path, duration: float = 1.5, sr: int = 16_000, f0: flo
     path.parent.mkdir(parents=True, exist_ok=True)
     y = voice(duration, sr, f0, channels, seed)
     y = y.reshape(len(y), -1).T  # (channels, n)
-    codec = {".mp3": "libmp3lame", ".m4a": "aac", ".ogg": "libvorbis", ".webm": "libopus"}[path.suffix]
+    # No Vorbis encoder in PyAV's wheels: .ogg gets Opus, which always encodes at 48 kHz (PyAV resamples).
+    codec = {".mp3": "libmp3lame", ".m4a": "aac", ".ogg": "libopus", ".opus": "libopus",
+             ".webm": "libopus"}[path.suffix]
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=sr if codec != "libopus" else 48_000)
         stream.layout = "mono" if channels == 1 else "stereo"
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y, dtype=np.float32).reshape(1, -1)
-                                           if channels > 1 else y.astype(np.float32),
-                                           format="flt" if channels > 1 else "fltp",
+        # Planar float, one row per channel (a packed "flt" frame would need the channels interleaved).
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y, dtype=np.float32), format="fltp",
                                            layout=stream.layout.name)
         frame.sample_rate = sr
         for packet in stream.encode(frame):

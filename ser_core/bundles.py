@@ -1,0 +1,184 @@
+"""Model bundles: a folder with the model and a metadata.json that says how to feed it.
+
+scikit-learn models are saved with skops (no pickle) and loaded with an explicit list
+of trusted types. Writes are atomic, and a user's model never replaces a shipped one.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata as _pkg
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import ModelError
+
+BUNDLE_FORMAT = "ser-studio-bundle"
+BUNDLE_VERSION = 1
+METADATA_FILE = "metadata.json"
+SKLEARN_FILE = "model.skops"
+# Types skops does not trust by default that our own classifiers contain; anything else is refused.
+TRUSTED_SKOPS_TYPES = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+)
+VERSIONED_PACKAGES = ("numpy", "scikit-learn", "librosa", "opensmile", "skops")
+
+
+@dataclass
+class Bundle:
+    """A loaded model and its metadata."""
+
+    path: Path
+    metadata: dict
+    model: Any
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata["labels"])
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = _pkg.version(package)
+        except _pkg.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _is_shipped(path: Path) -> bool:
+    return path.resolve().parent == config.SHIPPED_MODELS_DIR.resolve()
+
+
+def save_bundle(directory: str | os.PathLike, model: Any, metadata: dict) -> Path:
+    """Write a bundle atomically: a temporary sibling folder, then one rename into place.
+
+    Refuses to replace a shipped model; replacing a user's own model of the same name is allowed.
+    """
+    import skops.io as sio
+
+    target = Path(directory)
+    if target.exists() and _is_shipped(target):
+        raise ModelError(f"{target} is a shipped model and is never overwritten: choose another name.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "name": target.name,
+                "kind": "sklearn", "model_file": SKLEARN_FILE, "versions": library_versions(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **metadata}
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        sio.dump(model, staging / SKLEARN_FILE)
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _read_metadata(path: Path) -> dict:
+    try:
+        metadata = json.loads((path / METADATA_FILE).read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path} is not a model bundle: it has no {METADATA_FILE}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ModelError(f"{path / METADATA_FILE} is damaged (not valid JSON): retrain or reinstall this model.") from None
+    if metadata.get("format") != BUNDLE_FORMAT or metadata.get("format_version") != BUNDLE_VERSION:
+        raise ModelError(f"{path} was saved in a bundle format this version of SER Studio cannot read "
+                         f"(format {metadata.get('format')!r} v{metadata.get('format_version')}).")
+    return metadata
+
+
+def check_pipeline(metadata: dict, path: Path | str = "") -> None:
+    """The feature pipeline a model was trained on must be the one this code computes."""
+    from .features import get_pipeline
+
+    saved = metadata.get("features") or {}
+    try:
+        current = get_pipeline(saved.get("name", "")).to_dict()
+    except (KeyError, ValueError):
+        raise ModelError(f"Model {path} needs the feature pipeline {saved.get('name')!r}, "
+                         "which this version of SER Studio does not have.") from None
+    if current != saved:
+        changed = sorted(key for key in current.keys() | saved.keys() if current.get(key) != saved.get(key))
+        raise ModelError(f"Model {path} was trained on a different version of the {saved['name']!r} features "
+                         f"({', '.join(changed)} differ): retrain it with this version of SER Studio.")
+
+
+def load_bundle(model: str | os.PathLike | None = None) -> Bundle:
+    """Load a bundle by folder path or model name (user models, then shipped); None for the default."""
+    import skops.io as sio
+
+    path = resolve_model(model)
+    metadata = _read_metadata(path)
+    check_pipeline(metadata, path)
+    model_file = path / metadata.get("model_file", SKLEARN_FILE)
+    try:
+        untrusted = sio.get_untrusted_types(file=model_file)
+        refused = sorted(set(untrusted) - set(TRUSTED_SKOPS_TYPES))
+        if refused:
+            raise ModelError(f"Model {path} contains types that are not trusted ({', '.join(refused)}); "
+                             "it was not loaded.")
+        loaded = sio.load(model_file, trusted=untrusted)
+    except ModelError:
+        raise
+    except FileNotFoundError:
+        raise ModelError(f"Model {path} is incomplete: {model_file.name} is missing.") from None
+    except Exception as error:  # skops raises many types for a damaged or foreign file
+        raise ModelError(f"Model {path} could not be loaded ({type(error).__name__}): the file is damaged "
+                         "or was saved by an incompatible library version; retrain it.") from None
+    return Bundle(path=path, metadata=metadata, model=loaded)
+
+
+def resolve_model(model: str | os.PathLike | None = None) -> Path:
+    """Turn a model name or folder into a bundle folder; None means the shipped default."""
+    if model is None:
+        path = config.SHIPPED_MODELS_DIR / config.DEFAULT_MODEL
+        if not path.is_dir():
+            raise ModelError(f"The default model {config.DEFAULT_MODEL!r} is missing from {config.SHIPPED_MODELS_DIR}: "
+                             "reinstall SER Studio or pass --model.")
+        return path
+    candidate = Path(model)
+    if candidate.is_dir():
+        return candidate
+    for base in (config.user_models_dir(), config.SHIPPED_MODELS_DIR):
+        if (base / str(model)).is_dir():
+            return base / str(model)
+    names = ", ".join(info["name"] for info in list_models()) or "none"
+    raise ModelError(f"No model called {str(model)!r} (available: {names}).")
+
+
+def list_models() -> list[dict]:
+    """Shipped and user models with a one-line summary each, without loading any model."""
+    found = []
+    for source, base in (("shipped", config.SHIPPED_MODELS_DIR), ("user", config.user_models_dir())):
+        for path in sorted(p for p in base.glob("*") if (p / METADATA_FILE).is_file()):
+            try:
+                metadata = _read_metadata(path)
+            except ModelError:
+                continue
+            result = (metadata.get("evaluation") or {}).get("pooled") or {}
+            protocol = (metadata.get("evaluation") or {}).get("protocol", "?")
+            summary = (f"{metadata['features']['name']} + {metadata.get('classifier', metadata['kind'])}"
+                       + (f", {protocol} protocol: accuracy {result['accuracy']:.1%}, UAR {result['uar']:.1%}"
+                          if result else ""))
+            found.append({"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
+                          "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL})
+    return found

@@ -1,0 +1,218 @@
+"""Honest evaluation: splits by speaker (default), by corpus, or at random (for the lesson).
+
+A result always records the protocol that produced it. Augmented copies of a clip
+are only ever added to the training side of a split, and per-speaker normalisation
+uses each speaker's own statistics (no labels), so nothing leaks from test to train.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import config
+from .errors import OptionError
+
+PROTOCOLS: tuple[str, ...] = ("speaker", "random", "corpus")
+
+PROTOCOL_DESCRIPTIONS = {
+    "speaker": "speaker-independent: folds by speaker, no speaker in both train and test",
+    "random": "random stratified split: the same speakers (and clips' copies) on both sides; inflated",
+    "corpus": "cross-corpus: train on the other corpora, test on the held-out one (shared labels only)",
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    """One train/test division of the rows of a catalog."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+
+
+def make_splits(catalog: pd.DataFrame, protocol: str = config.DEFAULT_PROTOCOL, *,
+                folds: int = config.DEFAULT_FOLDS, seed: int = config.DEFAULT_SEED,
+                test_corpus: str | None = None) -> list[Split]:
+    """Split the catalog's rows under a protocol.
+
+    speaker: k folds of whole speakers (k = number of speakers gives leave-one-speaker-out);
+    random: stratified k-fold over clips; corpus: each corpus (or `test_corpus`) held out in turn.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if protocol not in PROTOCOLS:
+        raise OptionError(f"Unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}.")
+    labels = catalog["label"].to_numpy()
+    if protocol == "speaker":
+        speakers = catalog["speaker"].to_numpy()
+        n_speakers = len(np.unique(speakers))
+        if n_speakers < 2:
+            raise OptionError("The speaker protocol needs at least two speakers; this selection has "
+                             f"{n_speakers}. Add a corpus or speakers, or use the random protocol.")
+        k = min(folds, n_speakers)
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        parts = splitter.split(np.zeros(len(labels)), labels, groups=speakers)
+        return [Split(f"fold {i + 1}/{k}", train, test) for i, (train, test) in enumerate(parts)]
+    if protocol == "random":
+        k = min(folds, int(pd.Series(labels).value_counts().min()))
+        if k < 2:
+            raise OptionError("The random protocol needs at least two clips of every label.")
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        parts = splitter.split(np.zeros(len(labels)), labels)
+        return [Split(f"fold {i + 1}/{k}", train, test) for i, (train, test) in enumerate(parts)]
+    corpora = catalog["corpus"].to_numpy()
+    names = sorted(np.unique(corpora))
+    held_out = [test_corpus] if test_corpus else names
+    if len(names) < 2 or any(name not in names for name in held_out):
+        raise OptionError("The corpus protocol needs at least two corpora and a held-out corpus among them "
+                         f"(found: {', '.join(names)}).")
+    splits = []
+    for name in held_out:
+        test = corpora == name
+        shared = np.intersect1d(labels[test], labels[~test])
+        keep = np.isin(labels, shared)
+        splits.append(Split(f"test on {name}", np.flatnonzero(~test & keep), np.flatnonzero(test & keep)))
+    return splits
+
+
+def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str],
+                    labels: Sequence[str] | None = None) -> dict:
+    """Accuracy, UAR (macro recall), macro F1, per-class precision/recall/F1 and the confusion matrix."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    present = set(y_true) | set(y_pred)
+    labels = [label for label in (labels or config.LABELS) if label in present]
+    # Macro figures average over the labels that occur in the truth: a label never tested has no recall.
+    tested = [label for label in labels if label in set(y_true)]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    per_class = {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                 for label, p, r, f, s in zip(labels, precision, recall, f1, support)}
+    return {
+        "accuracy": float(np.mean(y_true == y_pred)),
+        "uar": float(np.mean([per_class[label]["recall"] for label in tested])),
+        "macro_f1": float(np.mean([per_class[label]["f1"] for label in tested])),
+        "n": int(len(y_true)),
+        "labels": labels,
+        "per_class": per_class,
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+@dataclass
+class EvaluationResult:
+    """What a protocol measured, with everything needed to reproduce it."""
+
+    protocol: str
+    folds: int
+    corpora: list[str]
+    features: str
+    classifier: str
+    seed: int
+    speaker_norm: bool
+    augmentation: list[str]
+    n_clips: int
+    n_speakers: int
+    pooled: dict
+    per_fold: list[dict] = field(default_factory=list)
+    date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def description(self) -> str:
+        return PROTOCOL_DESCRIPTIONS[self.protocol]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "description": self.description}
+
+    def summary(self) -> str:
+        """A few readable lines that always name the protocol."""
+        fold_acc = [fold["accuracy"] for fold in self.per_fold]
+        spread = f" (folds {min(fold_acc):.1%}-{max(fold_acc):.1%})" if len(fold_acc) > 1 else ""
+        lines = [
+            f"protocol: {self.protocol} ({self.description}), {self.folds} folds, seed {self.seed}",
+            f"data: {', '.join(self.corpora)}: {self.n_clips} clips, {self.n_speakers} speakers",
+            f"model: {self.features} features + {self.classifier}"
+            + (", per-speaker normalisation" if self.speaker_norm else "")
+            + (f", augmentation {'+'.join(self.augmentation)} (training folds only)" if self.augmentation else ""),
+            f"accuracy {self.pooled['accuracy']:.1%}{spread}, UAR {self.pooled['uar']:.1%}, "
+            f"macro F1 {self.pooled['macro_f1']:.1%}",
+        ]
+        return "\n".join(lines)
+
+
+def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "svm",
+                   protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
+                   seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
+                   augmented: dict[str, np.ndarray] | None = None, features: str = "",
+                   test_corpus: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
+    """Train and test a scikit-learn classifier on every split of a protocol.
+
+    `X` holds one row of features per catalog row (sequences are pooled to mean+std);
+    `augmented` maps an augmentation name to features of augmented copies of every clip,
+    row-aligned with X: only training rows' copies are used.
+    """
+    from .classifiers import make_classifier
+    from .features import normalize_by_speaker, pool, speaker_stats
+
+    augmented = dict(augmented or {})
+    if X.ndim > 2:
+        X = pool(X)
+        augmented = {name: pool(A) for name, A in augmented.items()}
+    speakers = catalog["speaker"].to_numpy()
+    labels = catalog["label"].to_numpy()
+    if speaker_norm:
+        stats = speaker_stats(X, speakers)
+        X = normalize_by_speaker(X, speakers, stats)
+        augmented = {name: normalize_by_speaker(A, speakers, stats) for name, A in augmented.items()}
+
+    splits = make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)
+    truth, predicted, per_fold = [], [], []
+    for i, split in enumerate(splits):
+        train_X = np.concatenate([X[split.train]] + [A[split.train] for A in augmented.values()])
+        train_y = np.concatenate([labels[split.train]] * (1 + len(augmented)))
+        model = make_classifier(classifier, seed=seed).fit(train_X, train_y)
+        fold_pred = model.predict(X[split.test])
+        fold = compute_metrics(labels[split.test], fold_pred)
+        fold["name"] = split.name
+        fold["test_speakers"] = sorted(set(speakers[split.test]))
+        per_fold.append(fold)
+        truth.append(labels[split.test])
+        predicted.append(fold_pred)
+        if progress:
+            progress(i + 1, len(splits))
+
+    return EvaluationResult(
+        protocol=protocol, folds=len(splits), corpora=sorted(catalog["corpus"].unique()),
+        features=features, classifier=classifier, seed=seed, speaker_norm=speaker_norm,
+        augmentation=list(augmented), n_clips=len(catalog), n_speakers=len(set(speakers)),
+        pooled=compute_metrics(np.concatenate(truth), np.concatenate(predicted)), per_fold=per_fold)
+
+
+def evaluate(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: str = "svm",
+             protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
+             seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
+             augmentation: Sequence[str] = (), test_corpus: str | None = None, n_jobs: int = -1,
+             progress: Callable[[str, int, int], None] | None = None) -> EvaluationResult:
+    """Extract (cached) features for a catalog and cross-validate a classifier on them.
+
+    `progress(stage, done, total)` reports feature extraction ("features", "augment:<kind>")
+    and training ("folds").
+    """
+    from .features import extract_features
+
+    def stage(name: str):
+        return (lambda done, total: progress(name, done, total)) if progress else None
+
+    X = extract_features(catalog, features, n_jobs=n_jobs, progress=stage("features"))
+    augmented = {kind: extract_features(catalog, features, augmentation=(kind, seed), n_jobs=n_jobs,
+                                        progress=stage(f"augment:{kind}"))
+                 for kind in augmentation}
+    return cross_validate(X, catalog, classifier=classifier, protocol=protocol, folds=folds, seed=seed,
+                          speaker_norm=speaker_norm, augmented=augmented, features=features,
+                          test_corpus=test_corpus, progress=stage("folds"))

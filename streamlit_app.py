@@ -1,0 +1,65 @@
+"""SER Studio home page: what the app does, what data and models it found, and a quick classify box."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ser_core import config
+from ser_core.errors import SerError
+
+MAX_UPLOAD_MB = 200  # Streamlit's default upload limit
+
+st.set_page_config(page_title="SER Studio", page_icon="🎙️", layout="wide")
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def found_corpora(root: str) -> dict[str, int]:
+    from ser_core.corpora import list_corpora
+
+    return list_corpora(root)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def predictor(model: str | None):
+    from ser_core.inference import Predictor
+
+    return Predictor.load(model)
+
+
+st.title("SER Studio")
+st.write(
+    "Speech Emotion Recognition, taught honestly: explore emotional speech corpora, train models and "
+    "see how well they really do on **speakers they have never heard**, then classify your own clips."
+)
+
+root = config.data_root()
+left, right = st.columns(2)
+with left:
+    st.subheader("Corpora")
+    try:
+        corpora = found_corpora(str(root))
+    except SerError as error:
+        corpora = {}
+        st.info(str(error))
+    for name, count in corpora.items():
+        st.write(f"**{name}**: {count} clips")
+    st.caption(f"Data root: `{root}` (set `{config.DATA_DIR_ENV}` to use another folder). Unpack RAVDESS or "
+               "TESS anywhere under it, or add a folder with one sub-folder per emotion for your own clips.")
+with right:
+    st.subheader("Models")
+    from ser_core.bundles import list_models
+
+    for info in list_models():
+        st.write(f"**{info['name']}** ({info['source']}{', default' if info['default'] else ''}): {info['summary']}")
+
+st.subheader("Classify a clip")
+upload = st.file_uploader(f"WAV, FLAC, MP3, OGG, M4A or WebM, up to {MAX_UPLOAD_MB} MB",
+                          type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS])
+if upload is not None:
+    st.audio(upload)
+    try:
+        prediction = predictor(None).predict(upload, name=upload.name)
+    except SerError as error:
+        st.error(str(error))
+    else:
+        st.metric("Emotion", prediction.label, f"{prediction.probabilities[prediction.label]:.0%} probability")
+        st.bar_chart(prediction.probabilities, horizontal=True)

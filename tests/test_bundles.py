@@ -1,0 +1,126 @@
+"""Model bundles: round trips, refusals, atomic writes, and the shipped default model."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_core import config
+from ser_core.bundles import list_models, load_bundle, save_bundle
+from ser_core.classifiers import make_classifier
+from ser_core.corpora import build_catalog
+from ser_core.errors import ModelError
+from ser_core.features import extract_features, get_pipeline
+from ser_core.inference import Predictor
+from ser_core.training import train_baseline
+from tests.clips import write_clip
+from tests.corpus_trees import EMOTION_VOICE, write_ravdess_tree
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4))
+    return root
+
+
+@pytest.fixture
+def fitted(corpus):
+    catalog = build_catalog(corpus)
+    X = extract_features(catalog, "librosa180", n_jobs=1)
+    model = make_classifier("svm").fit(X, catalog.label.to_numpy())
+    metadata = {"labels": list(model.classes_), "features": get_pipeline("librosa180").to_dict(),
+                "sample_rate": config.SAMPLE_RATE, "classifier": "svm"}
+    return model, metadata, X
+
+
+def test_bundle_round_trip_gives_the_same_probabilities(tmp_path, fitted):
+    model, metadata, X = fitted
+    path = save_bundle(tmp_path / "mine", model, metadata)
+    bundle = load_bundle(path)
+    assert bundle.name == "mine" and bundle.labels == metadata["labels"]
+    np.testing.assert_allclose(bundle.model.predict_proba(X), model.predict_proba(X))
+    saved = json.loads((path / "metadata.json").read_text())
+    assert saved["versions"]["scikit-learn"] and saved["created"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_a_model_trained_on_other_features_is_refused_with_a_reason(tmp_path, fitted):
+    model, metadata, _ = fitted
+    changed = dict(metadata, features={**metadata["features"], "n_mfcc": 13})
+    path = save_bundle(tmp_path / "old", model, changed)
+    with pytest.raises(ModelError, match="retrain"):
+        load_bundle(path)
+    unknown = save_bundle(tmp_path / "alien", model, dict(metadata, features={"name": "wav2vec9"}))
+    with pytest.raises(ModelError, match="wav2vec9"):
+        load_bundle(unknown)
+
+
+def test_damaged_and_untrusted_files_are_refused(tmp_path, fitted):
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    model, metadata, _ = fitted
+    path = save_bundle(tmp_path / "m", model, metadata)
+    (path / "model.skops").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="damaged"):
+        load_bundle(path)
+    sio.dump(FunctionTransformer(func=os.system), path / "model.skops")
+    with pytest.raises(ModelError, match="not trusted"):
+        load_bundle(path)
+    (path / "metadata.json").write_text("{ half")
+    with pytest.raises(ModelError, match="damaged"):
+        load_bundle(path)
+    with pytest.raises(ModelError, match="No model called"):
+        load_bundle("does-not-exist")
+
+
+def test_a_failed_save_leaves_the_previous_model_intact(tmp_path, fitted):
+    model, metadata, X = fitted
+    path = save_bundle(tmp_path / "mine", model, metadata)
+    with pytest.raises(Exception):
+        save_bundle(path, lambda: None, metadata)  # a lambda cannot be serialised
+    np.testing.assert_allclose(load_bundle(path).model.predict_proba(X), model.predict_proba(X))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_user_models_never_overwrite_shipped_ones(tmp_path, monkeypatch, fitted, corpus):
+    model, metadata, _ = fitted
+    shipped = tmp_path / "models"
+    monkeypatch.setattr(config, "SHIPPED_MODELS_DIR", shipped)
+    save_bundle(shipped / "default", model, metadata)
+    with pytest.raises(ModelError, match="shipped"):
+        save_bundle(shipped / "default", model, metadata)
+    with pytest.raises(ModelError, match="shipped"):
+        train_baseline(build_catalog(corpus), "default", features="librosa180", n_jobs=1)
+    assert [m["source"] for m in list_models()] == ["shipped"]
+
+
+def test_train_then_predict_an_unseen_speaker(tmp_path, corpus):
+    catalog = build_catalog(corpus)
+    path = train_baseline(catalog, "pitchy", features="librosa180", folds=2, n_jobs=1)
+    assert path.parent == config.user_models_dir()
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["evaluation"]["protocol"] == "speaker"
+    assert metadata["training"]["n_speakers"] == 4
+    predictor = Predictor.load("pitchy")
+    f0, level = EMOTION_VOICE[5]  # angry
+    clip = write_clip(tmp_path / "new_speaker.flac", duration=1.0, sr=44_100, f0=f0 * 1.1, level=level, seed=99)
+    prediction = predictor.predict(clip)
+    assert prediction.label == "angry"
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
+    assert set(prediction.probabilities) == {"neutral", "happy", "sad", "angry"}
+
+
+def test_shipped_default_model_classifies_real_clips(shared_corpora):
+    if not (config.SHIPPED_MODELS_DIR / config.DEFAULT_MODEL).is_dir():
+        pytest.fail("the default model is not shipped in models/")
+    predictor = Predictor.load()
+    catalog = build_catalog(shared_corpora)
+    sample = catalog.groupby(["corpus", "label"]).head(3)
+    correct = [predictor.predict(row.path).label == row.label for row in sample.itertuples()]
+    # These clips were in its training data: this checks that the model works, not how well it generalises.
+    assert np.mean(correct) > 0.6

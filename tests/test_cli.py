@@ -1,0 +1,96 @@
+"""`python -m ser_core`, run as a user runs it: a real process, real files."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.clips import write_clip
+from tests.conftest import PROJECT_ROOT
+from tests.corpus_trees import EMOTION_VOICE, write_ravdess_tree
+
+
+def ser(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ser_core", *map(str, args)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+def json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_ravdess_tree(root / "Audio_Speech_Actors_01-24", actors=(1, 2, 3, 4, 5, 6))
+    return root
+
+
+def test_catalog_and_check(data_dir):
+    result = ser("catalog", "--data-dir", data_dir, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json_lines(result.stdout)
+    assert len(rows) == 6 * 4 * 3
+    assert {row["label"] for row in rows} == {"neutral", "happy", "sad", "angry"}
+    text = ser("catalog", "--data-dir", data_dir)
+    assert "72 clips" in text.stdout and "ravdess" in text.stdout
+    report = ser("check", "--data-dir", data_dir, "--json")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)
+
+
+def test_evaluate_reports_its_protocol(data_dir):
+    result = ser("evaluate", "--data-dir", data_dir, "--features", "librosa180", "--classifier", "svm",
+                 "--protocol", "speaker", "--folds", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["protocol"] == "speaker" and record["folds"] == 3
+    assert record["pooled"]["accuracy"] > 0.5  # f0 and loudness separate these four emotions
+    text = ser("evaluate", "--data-dir", data_dir, "--features", "librosa180", "--protocol", "random",
+               "--folds", "3", "--augment", "noise")
+    assert text.returncode == 0, text.stderr
+    assert "protocol: random" in text.stdout and "training folds only" in text.stdout
+    assert "confusion" in text.stdout
+
+
+def test_train_then_predict_files_and_folders(data_dir, tmp_path):
+    trained = ser("train", "--data-dir", data_dir, "--features", "librosa180", "--name", "cli-model",
+                  "--out", tmp_path, "--folds", "2", "--json")
+    assert trained.returncode == 0, trained.stderr
+    model = json.loads(trained.stdout)["model"]
+    clips = tmp_path / "clips"
+    write_clip(clips / "a.wav", f0=EMOTION_VOICE[5][0], level=EMOTION_VOICE[5][1], sr=48_000, channels=2)
+    write_clip(clips / "b.flac", f0=EMOTION_VOICE[4][0], level=EMOTION_VOICE[4][1], sr=8_000)
+    (clips / "notes.wav").write_text("not audio")
+    result = ser("predict", clips, "--model", model, "--json")
+    assert result.returncode == 1  # one file failed, and the run says so
+    lines = {Path(line["path"]).name: line for line in json_lines(result.stdout)}
+    assert lines["a.wav"]["label"] == "angry" and lines["b.flac"]["label"] == "sad"
+    assert lines["a.wav"]["model"] == "cli-model"
+    assert "error" in lines["notes.wav"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["catalog", "--data-dir", "/nonexistent/place"], "/nonexistent/place"),
+    (["evaluate", "--data-dir", "{data}", "--features", "bogus"], "bogus"),
+    (["predict", "/nonexistent/clip.wav", "--model", "nope"], "nope"),
+])
+def test_bad_input_is_one_clear_line(args, message, data_dir):
+    result = ser(*[arg.replace("{data}", str(data_dir)) for arg in args])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_predict_with_the_default_model(shared_corpora):
+    clip = next((shared_corpora / "tess" / "YAF_angry").glob("*.flac"))
+    result = ser("predict", clip, "--json")
+    assert result.returncode == 0, result.stderr
+    [line] = json_lines(result.stdout)
+    assert line["model"] == "egemaps-svm"
+    assert sum(line["probabilities"].values()) == pytest.approx(1.0)
