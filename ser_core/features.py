@@ -1,0 +1,562 @@
+"""Feature pipelines: named, versioned recipes from a clip's samples to features, and cached batch extraction.
+
+A pipeline's configuration (name, version, kind, sample rate and every parameter) is JSON and is saved
+with each model trained on it, so a model is only ever fed the features it learned from. Outputs:
+"clip" pipelines give one vector per clip, "sequence" pipelines (frames, dims), "image" pipelines
+(mels, frames); sequences and images have a fixed number of frames so a catalog stacks into one array.
+
+The spectral pipelines compute ONE short-time Fourier transform per clip and derive everything from it
+(mel, log-mel, MFCC, chroma, and the frame energies that trim leading and trailing silence), with filter
+banks built once per process. That is what makes a cold pass over 4240 clips take seconds. The numbers
+are librosa's (tests compare them), but only librosa.filters.mel is called: the rest of librosa compiles
+numba code on import, ~15 s per process in a fresh environment.
+
+extract_features runs a whole catalog on all cores in chunks of clips and caches one .npy per clip
+(see _cache_file for the key), so a second pass over unchanged clips only reads files.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+from . import config
+from .errors import AudioError, OptionError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .audio import AudioSource
+
+Source = Union[str, os.PathLike, bytes]
+
+# name -> (version, kind, default parameters). Bump a version whenever its code changes the numbers:
+# cached features and saved models of the old version are then recomputed or refused.
+_RECIPES: dict[str, tuple[int, str, dict[str, Any]]] = {
+    # Mean over time of 40 MFCC + 12 chroma + 128 mel powers, as in the popular RAVDESS notebooks (librosa's
+    # default 2048/512 frames; 128 ms / 32 ms at 16 kHz), after trimming the ~1 s of near-silence RAVDESS
+    # has at both ends (TESS is cut tight). Chroma with tuning 0: estimating it would cost as much as the rest.
+    "librosa180": (1, "clip", {"n_fft": 2048, "hop_length": 512, "n_mfcc": 40, "n_chroma": 12,
+                               "n_mels": 128, "trim_db": config.TRIM_TOP_DB}),
+    # ZCR, RMS and 20 MFCC per 25 ms frame every 10 ms, trimmed, then centre-cropped or centre-padded with
+    # digital silence to `duration` seconds: for 1D-CNN and LSTM models.
+    "zcr_rms_mfcc": (1, "sequence", {"n_fft": 400, "hop_length": 160, "n_mels": 64, "n_mfcc": 20,
+                                     "top_db": 80.0, "duration": 3.0, "trim_db": config.TRIM_TOP_DB}),
+    # Log-mel power (dB, floor top_db below the clip's loudest bin), 25 ms / 10 ms, trimmed, centre-cropped
+    # or padded with the floor to `duration` seconds: for 2D-CNN models.
+    "logmel": (1, "image", {"n_fft": 400, "hop_length": 160, "n_mels": 64, "top_db": 80.0,
+                            "duration": 3.0, "trim_db": config.TRIM_TOP_DB}),
+    # openSMILE's eGeMAPS v02 functionals (88) of the trimmed clip; trimming uses 25 ms / 10 ms frames.
+    "egemaps": (1, "clip", {"feature_set": "eGeMAPSv02", "feature_level": "Functionals",
+                            "trim_frame_length": 400, "trim_hop_length": 160,
+                            "trim_db": config.TRIM_TOP_DB}),
+}
+PIPELINES: tuple[str, ...] = tuple(_RECIPES)
+EGEMAPS_SIZE = 88
+_FIXED = {"feature_set", "feature_level"}  # recorded in the configuration, not options (they fix the shape)
+
+CHUNK_SIZE = 32        # clips per worker task: enough to hide joblib's per-task cost, small enough for progress
+STD_FLOOR = 1e-8       # smallest std speaker normalisation divides by (a constant feature stays 0)
+CACHE_SUBDIR = "features"
+# Libraries whose versions can change the numbers; part of every cache key.
+_KEY_PACKAGES = ("numpy", "scipy", "librosa", "soundfile", "soxr", "opensmile", "audiomentations")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A feature recipe: everything that decides the numbers, saved with every model trained on it."""
+
+    name: str
+    version: int
+    kind: str
+    sample_rate: int
+    params: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-serialisable configuration (what model bundles store and compare)."""
+        return {"name": self.name, "version": self.version, "kind": self.kind,
+                "sample_rate": self.sample_rate, **self.params}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Pipeline:
+        """The pipeline a to_dict() describes (as saved; compare with get_pipeline to check it is current)."""
+        fields = {"name", "version", "kind", "sample_rate"}
+        return cls(name=data["name"], version=data["version"], kind=data["kind"],
+                   sample_rate=data["sample_rate"],
+                   params={k: v for k, v in data.items() if k not in fields})
+
+    @property
+    def n_frames(self) -> int | None:
+        """Frames of a fixed-length output (sequence, image): those a centred STFT gives for `duration` s."""
+        if self.kind == "clip":
+            return None
+        return 1 + int(round(self.params["duration"] * self.sample_rate)) // self.params["hop_length"]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one clip's features."""
+        p = self.params
+        if self.name == "librosa180":
+            return (p["n_mfcc"] + p["n_chroma"] + p["n_mels"],)
+        if self.name == "zcr_rms_mfcc":
+            return (self.n_frames, 2 + p["n_mfcc"])
+        if self.name == "logmel":
+            return (p["n_mels"], self.n_frames)
+        return (EGEMAPS_SIZE,)
+
+    @property
+    def digest(self) -> str:
+        """Hash of the configuration and the library versions: names this pipeline's cache folder."""
+        text = json.dumps({"pipeline": self.to_dict(), "versions": _versions()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def get_pipeline(name: str, **overrides: Any) -> Pipeline:
+    """A pipeline by name, with parameters (or sample_rate) changed by `overrides`.
+
+    Raises OptionError (a ValueError) for an unknown name or parameter.
+    """
+    if name not in _RECIPES:
+        raise OptionError(f"unknown feature pipeline {name!r}; choose one of: {', '.join(PIPELINES)}")
+    version, kind, params = _RECIPES[name]
+    options = set(params) - _FIXED
+    unknown = sorted(set(overrides) - options - {"sample_rate"})
+    if unknown:
+        raise OptionError(f"pipeline {name!r} has no parameter {', '.join(unknown)} to change; "
+                          f"its parameters are: sample_rate, {', '.join(sorted(options))}")
+    sample_rate = overrides.pop("sample_rate", config.SAMPLE_RATE)
+    return Pipeline(name, version, kind, int(sample_rate), {**params, **overrides})
+
+
+def feature_names(pipeline: str | Pipeline) -> list[str]:
+    """Names along the feature axis: every value for clip pipelines, one per row/column of a frame otherwise."""
+    pipeline = _as_pipeline(pipeline)
+    p = pipeline.params
+    if pipeline.name == "librosa180":
+        return ([f"mfcc_{i}" for i in range(p["n_mfcc"])] + [f"chroma_{i}" for i in range(p["n_chroma"])]
+                + [f"mel_{i}" for i in range(p["n_mels"])])
+    if pipeline.name == "zcr_rms_mfcc":
+        return ["zcr", "rms"] + [f"mfcc_{i}" for i in range(p["n_mfcc"])]
+    if pipeline.name == "logmel":
+        return [f"mel_{i}" for i in range(p["n_mels"])]
+    return list(_smile(p["feature_set"], p["feature_level"]).feature_names)
+
+
+# --- one clip -------------------------------------------------------------------------------------------
+
+def extract(y: np.ndarray, sr: int, pipeline: str | Pipeline = "librosa180") -> np.ndarray:
+    """Features of one clip's mono samples, already at the pipeline's rate (load_audio(..., sr=...)).
+
+    Returns float32 of shape pipeline.shape.
+    """
+    pipeline = _as_pipeline(pipeline)
+    if sr != pipeline.sample_rate:
+        raise ValueError(f"pipeline {pipeline.name!r} works at {pipeline.sample_rate} Hz, got samples at "
+                         f"{sr} Hz: load them with load_audio(..., sr={pipeline.sample_rate})")
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"extract expects mono 1-D samples, got shape {y.shape}")
+    p = pipeline.params
+    if pipeline.name == "egemaps":
+        return _egemaps(y, sr, p)
+    frames = _frames(y, p["n_fft"], p["hop_length"])
+    power = _power(frames)
+    keep = _loud_span(power.sum(axis=1), p["trim_db"])  # silence trimming from the same STFT
+    if pipeline.name == "librosa180":
+        return _librosa180(power[keep], sr, p)
+    if pipeline.name == "zcr_rms_mfcc":
+        return _zcr_rms_mfcc(frames[keep], power[keep], sr, pipeline.n_frames, p)
+    return _logmel(power[keep], sr, pipeline.n_frames, p)
+
+
+def extract_file(source: AudioSource, pipeline: str | Pipeline = "librosa180", *,
+                 name: str | None = None) -> np.ndarray:
+    """Load a path, bytes or upload with load_audio at the pipeline's rate and extract its features (no cache).
+
+    Raises load_audio's typed AudioError subclasses for input that cannot be used.
+    """
+    from .audio import load_audio
+
+    pipeline = _as_pipeline(pipeline)
+    return extract(load_audio(source, sr=pipeline.sample_rate, name=name), pipeline.sample_rate, pipeline)
+
+
+def _as_pipeline(pipeline: str | Pipeline) -> Pipeline:
+    return pipeline if isinstance(pipeline, Pipeline) else get_pipeline(pipeline)
+
+
+def _frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """(frames, n_fft) view of centred frames, zero-padded by n_fft // 2 at both ends like librosa.stft."""
+    padded = np.pad(y, n_fft // 2)
+    return np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+
+
+def _power(frames: np.ndarray) -> np.ndarray:
+    """|STFT|^2 with a periodic Hann window, (frames, 1 + n_fft // 2) float32: librosa.stft's numbers."""
+    import scipy.fft
+
+    spectrum = scipy.fft.rfft(frames * _window(frames.shape[1]), axis=1)
+    return np.square(spectrum.real) + np.square(spectrum.imag)
+
+
+def _loud_span(energy: np.ndarray, trim_db: float | None) -> slice:
+    """Frames from the first to the last within trim_db of the loudest (all when None or silent)."""
+    if trim_db is None:
+        return slice(None)
+    loud = np.flatnonzero(energy > energy.max() * 10.0 ** (-trim_db / 10))
+    return slice(loud[0], loud[-1] + 1) if loud.size else slice(None)
+
+
+def _fit_frames(a: np.ndarray, n: int) -> np.ndarray:
+    """Centre-crop or centre-pad with zeros (silence) along axis 0 to n frames."""
+    if len(a) >= n:
+        start = (len(a) - n) // 2
+        return a[start:start + n]
+    before = (n - len(a)) // 2
+    return np.pad(a, [(before, n - len(a) - before)] + [(0, 0)] * (a.ndim - 1))
+
+
+def _log_mel(power: np.ndarray, sr: int, p: Mapping[str, Any]) -> np.ndarray:
+    """(frames, n_mels) mel power in dB, floored top_db below the loudest bin."""
+    return _power_to_db(power @ _mel_basis(sr, p["n_fft"], p["n_mels"]).T, p["top_db"])
+
+
+def _power_to_db(power: np.ndarray, top_db: float | None) -> np.ndarray:
+    """librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=top_db)."""
+    db = 10.0 * np.log10(np.maximum(power, 1e-10))
+    return db if top_db is None else np.maximum(db, db.max() - top_db)
+
+
+def _dct(log_mel: np.ndarray) -> np.ndarray:
+    """MFCC of (frames, n_mels) log-mel, all coefficients: DCT-II, orthonormal, as librosa.feature.mfcc."""
+    import scipy.fft
+
+    return scipy.fft.dct(log_mel, axis=1, type=2, norm="ortho")
+
+
+def _librosa180(power: np.ndarray, sr: int, p: Mapping[str, Any]) -> np.ndarray:
+    """Means over frames of MFCC, chroma and mel power (power, not dB: what the notebooks average)."""
+    mel = power @ _mel_basis(sr, p["n_fft"], p["n_mels"]).T
+    mfcc = _dct(_power_to_db(mel, top_db=80.0))[:, :p["n_mfcc"]]
+    chroma = power @ _chroma_basis(sr, p["n_fft"], p["n_chroma"]).T
+    peak = chroma.max(axis=1, keepdims=True)  # each frame scaled to a maximum of 1, as chroma_stft does
+    chroma /= np.where(peak > np.finfo(np.float32).tiny, peak, 1.0)
+    return np.concatenate([mfcc.mean(axis=0), chroma.mean(axis=0), mel.mean(axis=0)]).astype(np.float32)
+
+
+def _zcr_rms_mfcc(frames: np.ndarray, power: np.ndarray, sr: int, n_frames: int,
+                  p: Mapping[str, Any]) -> np.ndarray:
+    """(n_frames, 2 + n_mfcc); padding is digital silence: ZCR and RMS 0, MFCC of the log floor."""
+    zcr = np.mean(np.signbit(frames[:, 1:]) != np.signbit(frames[:, :-1]), axis=1, dtype=np.float32)
+    rms = np.sqrt(np.mean(np.square(frames), axis=1))
+    mfcc = _dct(_log_mel(_fit_frames(power, n_frames), sr, p))[:, :p["n_mfcc"]]
+    return np.column_stack([_fit_frames(zcr, n_frames), _fit_frames(rms, n_frames), mfcc]).astype(np.float32)
+
+
+def _logmel(power: np.ndarray, sr: int, n_frames: int, p: Mapping[str, Any]) -> np.ndarray:
+    """(n_mels, n_frames), the spectrogram orientation of image models; padding is the log floor."""
+    return np.ascontiguousarray(_log_mel(_fit_frames(power, n_frames), sr, p).T)
+
+
+def _egemaps(y: np.ndarray, sr: int, p: Mapping[str, Any]) -> np.ndarray:
+    """openSMILE needs samples, not an STFT: trim the samples by frame energy, then extract."""
+    frames = _frames(y, p["trim_frame_length"], p["trim_hop_length"])
+    span = _loud_span(np.einsum("ij,ij->i", frames, frames), p["trim_db"])
+    if span.start is not None:  # frames to samples as librosa.effects.trim does
+        hop = p["trim_hop_length"]
+        trimmed = y[span.start * hop:min(len(y), span.stop * hop)]
+        # openSMILE gives NaN for a segment too short (a click in silence): then keep the whole clip.
+        y = trimmed if len(trimmed) >= config.MIN_DURATION * sr else y
+    smile = _smile(p["feature_set"], p["feature_level"])
+    return smile.process_signal(y, sr).to_numpy(dtype=np.float32)[0]
+
+
+@functools.cache
+def _window(n_fft: int) -> np.ndarray:
+    """Periodic Hann, as scipy.signal.get_window("hann", n_fft) gives librosa.stft."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+@functools.cache
+def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+
+
+@functools.cache
+def _chroma_basis(sr: int, n_fft: int, n_chroma: int) -> np.ndarray:
+    """librosa.filters.chroma(sr=sr, n_fft=n_fft, n_chroma=n_chroma, tuning=0.0), its defaults, ported.
+
+    Ported rather than called: it imports librosa.util, whose numba ufuncs compile at import.
+    """
+    frequencies = np.linspace(0, sr, n_fft, endpoint=False)[1:]
+    bins = n_chroma * np.log2(frequencies / (440.0 / 16))
+    bins = np.concatenate(([bins[0] - 1.5 * n_chroma], bins))  # 0 Hz: 1.5 octaves below the first bin
+    widths = np.concatenate((np.maximum(np.diff(bins), 1.0), [1.0]))
+    half = np.round(n_chroma / 2)
+    distance = np.remainder(np.subtract.outer(bins, np.arange(n_chroma)).T + half + 10 * n_chroma,
+                            n_chroma) - half
+    weights = np.exp(-0.5 * (2 * distance / widths) ** 2)
+    weights /= np.linalg.norm(weights, axis=0)
+    weights *= np.exp(-0.5 * ((bins / n_chroma - 5.0) / 2.0) ** 2)  # octaves weighted around C5, width 2
+    weights = np.roll(weights, -3 * (n_chroma // 12), axis=0)  # first class C
+    return np.ascontiguousarray(weights[:, :1 + n_fft // 2], dtype=np.float32)
+
+
+@functools.cache
+def _smile(feature_set: str, feature_level: str):
+    """One openSMILE extractor per process: building it costs about a second."""
+    import opensmile
+
+    return opensmile.Smile(feature_set=opensmile.FeatureSet[feature_set],
+                           feature_level=opensmile.FeatureLevel[feature_level])
+
+
+# --- a catalog, on all cores, cached ----------------------------------------------------------------------
+
+class FeatureError(AudioError):
+    """Some clips of a batch could not be used; `failed` maps each clip to the reason."""
+
+    def __init__(self, failed: Mapping[str, str], total: int):
+        self.failed = dict(failed)
+        listed = [f"  {reason}" for reason in list(self.failed.values())[:10]]
+        more = [f"  ... and {len(self.failed) - 10} more"] if len(self.failed) > 10 else []
+        super().__init__("\n".join([f"{len(self.failed)} of {total} clips could not be used (the others "
+                                    "are cached); fix or remove these and run again:"] + listed + more))
+
+
+def extract_features(catalog_or_paths: pd.DataFrame | Sequence[Source],
+                     pipeline: str | Pipeline = "librosa180", *,
+                     augmentation: tuple[str, int] | None = None,
+                     cache_dir: str | os.PathLike | None = None, n_jobs: int = -1,
+                     on_error: str = "raise",
+                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Features of every clip, stacked as (n, *pipeline.shape) float32 in the input's order.
+
+    `catalog_or_paths` is a catalog DataFrame (its `path` column) or a sequence of paths or bytes.
+    `augmentation=(kind, seed)` gives features of augmented copies: each clip is augmented with its own
+    seed, drawn from `seed` and the clip's file name (content hash for bytes), so copies are the same
+    on every run and wherever the corpus lives. Cached clips are read in this process; the rest are
+    extracted CHUNK_SIZE clips per task on `n_jobs` processes (joblib's convention: -1 is all cores;
+    1, or fewer than two chunks to do, stays in this process). `progress(done, total)` is called after
+    the cache is read and as each chunk finishes, ending with (total, total).
+
+    A clip that cannot be loaded (an AudioError) does not stop the run: the others are extracted and
+    cached first, then on_error="raise" raises one FeatureError listing every failed clip and why, and
+    on_error="nan" returns NaN rows for them instead (drop rows where np.isnan(X) is any).
+    """
+    if on_error not in ("raise", "nan"):
+        raise OptionError(f"on_error must be 'raise' or 'nan', not {on_error!r}")
+    pipeline = _as_pipeline(pipeline)
+    sources = list(catalog_or_paths["path"]) if hasattr(catalog_or_paths, "columns") else list(catalog_or_paths)
+    folder = Path(cache_dir or config.cache_dir()) / CACHE_SUBDIR / f"{pipeline.name}-{pipeline.digest}"
+    X = np.empty((len(sources), *pipeline.shape), dtype=np.float32)
+
+    todo = []  # (row, source, cache file, augmentation seed of this clip)
+    for i, source in enumerate(sources):
+        clip_seed = _clip_seed(source, augmentation[1]) if augmentation else None
+        spec = _augment_spec(augmentation[0], clip_seed) if augmentation else None
+        file = _cache_file(folder, source, spec)
+        cached = _read_cached(file, pipeline.shape)
+        if cached is None:
+            todo.append((i, source, file, clip_seed))
+        else:
+            X[i] = cached
+    if progress:
+        progress(len(sources) - len(todo), len(sources))
+
+    kind = augmentation[0] if augmentation else None
+    chunks = [todo[i:i + CHUNK_SIZE] for i in range(0, len(todo), CHUNK_SIZE)]
+    failed: dict[str, str] = {}
+    done = len(sources) - len(todo)
+    for results in _run_chunks(chunks, pipeline, kind, n_jobs):
+        for i, result in results:
+            if isinstance(result, str):
+                failed[_label(sources[i], i)] = result
+                X[i] = np.nan
+            else:
+                X[i] = result
+        done += len(results)
+        if progress:
+            progress(done, len(sources))
+    if failed and on_error == "raise":
+        raise FeatureError(failed, len(sources))
+    return X
+
+
+def _run_chunks(chunks: list[list[tuple]], pipeline: Pipeline, kind: str | None, n_jobs: int):
+    """Each chunk's results as it finishes: here when one process suffices, else on a loky pool."""
+    if not chunks:
+        return
+    import joblib
+
+    workers = min(joblib.effective_n_jobs(n_jobs), len(chunks))
+    if workers == 1:
+        for chunk in chunks:
+            yield _extract_chunk(chunk, pipeline, kind)
+        return
+    parallel = joblib.Parallel(n_jobs=workers, return_as="generator_unordered")
+    yield from parallel(joblib.delayed(_extract_chunk)(chunk, pipeline, kind) for chunk in chunks)
+
+
+def _extract_chunk(chunk: list[tuple], pipeline: Pipeline,
+                   kind: str | None) -> list[tuple[int, np.ndarray | str]]:
+    """Load, augment, extract and cache a chunk of clips; (row, features or the AudioError's message)."""
+    from .audio import load_audio
+
+    sr = pipeline.sample_rate
+    results = []
+    for i, source, file, clip_seed in chunk:
+        try:
+            y = load_audio(source, sr=sr, name=_label(source, i))
+        except AudioError as error:
+            results.append((i, str(error)))
+            continue
+        if kind:
+            from .augment import augment
+
+            y = augment(y, sr, kind, seed=clip_seed)
+        x = extract(y, sr, pipeline)
+        _write_cached(file, x)
+        results.append((i, x))
+    return results
+
+
+def _clip_seed(source: Source, seed: int) -> int:
+    """A clip's own augmentation seed, from `seed` and its file name (or content): stable across runs and moves."""
+    name = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else Path(source).name
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
+
+
+def _augment_spec(kind: str, clip_seed: int) -> str:
+    from .augment import augment_spec_id
+
+    return augment_spec_id(kind, clip_seed)
+
+
+def _label(source: Source, i: int) -> str:
+    return f"clip {i} (bytes)" if isinstance(source, bytes) else str(source)
+
+
+def _cache_file(folder: Path, source: Source, augmentation_spec: str | None) -> Path:
+    """<cache>/features/<pipeline>-<digest>/<2 hex>/<sha256>.npy, one file per clip.
+
+    The folder's digest covers the pipeline configuration and library versions; the file's hash covers
+    the clip (absolute path, size and mtime_ns, or the content's hash for bytes) and the augmentation
+    actually applied (augment_spec_id), so a rewritten file or a changed parameter gets a new entry.
+    """
+    if isinstance(source, bytes):
+        clip = f"sha256:{hashlib.sha256(source).hexdigest()}"
+    else:
+        path = os.path.abspath(source)
+        try:
+            stat = os.stat(path)
+            clip = f"path:{path}|{stat.st_size}|{stat.st_mtime_ns}"
+        except OSError:
+            clip = f"path:{path}|missing"  # never written: load_audio reports the missing file
+    digest = hashlib.sha256(f"{clip}|{augmentation_spec}".encode()).hexdigest()
+    return folder / digest[:2] / f"{digest}.npy"
+
+
+def _read_cached(file: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached features, or None if absent or unreadable (a damaged entry is simply recomputed)."""
+    try:
+        x = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return x if x.shape == shape and x.dtype == np.float32 else None
+
+
+def _write_cached(file: Path, x: np.ndarray) -> None:
+    """Write atomically (a temporary file, then os.replace): readers never see half a file."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.save(out, x)
+        os.replace(tmp, file)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@functools.cache
+def _versions() -> dict[str, str | None]:
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {package: version(package) for package in _KEY_PACKAGES}
+
+
+# --- helpers for models ----------------------------------------------------------------------------------
+
+def pool(X: np.ndarray, kind: str = "sequence") -> np.ndarray:
+    """Mean and std over time, (n, 2 * dims), so clip-level classifiers can use sequence or image features.
+
+    `kind` is the pipeline's kind: time is axis 1 of "sequence" (n, frames, dims) and axis 2 of "image"
+    (n, mels, frames); "clip" features (n, d) are returned as they are.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if kind == "clip" or X.ndim == 2:
+        return X
+    axis = _time_axis(kind, X)
+    return np.concatenate([X.mean(axis=axis), X.std(axis=axis)], axis=1)
+
+
+def speaker_stats(X: np.ndarray, speakers: Sequence[str], kind: str = "sequence"
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each speaker's feature mean and std (floored at STD_FLOOR) over their clips, and frames for 3-D X.
+
+    For 3-D X, `kind` says which axis is time (see pool); stats keep a shape that broadcasts over one clip.
+    """
+    X = np.asarray(X)
+    speakers = np.asarray(speakers)
+    if len(speakers) != len(X):
+        raise ValueError(f"{len(X)} rows of features but {len(speakers)} speakers")
+    axes = (0,) if X.ndim == 2 else (0, _time_axis(kind, X))
+    stats = {}
+    for speaker in np.unique(speakers):
+        rows = X[speakers == speaker].astype(np.float64)
+        mean, std = rows.mean(axis=axes, keepdims=True)[0], rows.std(axis=axes, keepdims=True)[0]
+        stats[str(speaker)] = (mean.astype(np.float32), np.maximum(std, STD_FLOOR).astype(np.float32))
+    return stats
+
+
+def normalize_by_speaker(X: np.ndarray, speakers: Sequence[str],
+                         stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                         kind: str = "sequence") -> np.ndarray:
+    """Standardise each row by its speaker's mean and std, so features describe the speaker's manner, not voice.
+
+    `stats` (from speaker_stats) lets augmented copies be normalised with their original clips' figures;
+    left out, they are computed from X itself.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    speakers = np.asarray(speakers)
+    stats = speaker_stats(X, speakers, kind) if stats is None else stats
+    out = np.empty_like(X)
+    for speaker in np.unique(speakers):
+        if str(speaker) not in stats:
+            raise ValueError(f"no normalisation statistics for speaker {speaker!r}")
+        mean, std = stats[str(speaker)]
+        rows = speakers == speaker
+        out[rows] = (X[rows] - mean) / std
+    return out
+
+
+def _time_axis(kind: str, X: np.ndarray) -> int:
+    if X.ndim != 3 or kind not in ("sequence", "image"):
+        raise ValueError(f"expected 3-D sequence or image features, got shape {X.shape} of kind {kind!r}")
+    return 1 if kind == "sequence" else 2

@@ -1,0 +1,62 @@
+"""The home page, run by Streamlit's AppTest: what a teacher sees on opening the app."""
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.clips import voice
+from tests.conftest import PROJECT_ROOT
+
+APP = str(PROJECT_ROOT / "streamlit_app.py")
+
+
+def run_home(monkeypatch, data_dir) -> AppTest:
+    monkeypatch.setenv("SER_DATA_DIR", str(data_dir))
+    at = AppTest.from_file(APP, default_timeout=120)
+    return at.run()
+
+
+def test_home_lists_corpora_and_models_without_tensorflow(monkeypatch, shared_corpora):
+    at = run_home(monkeypatch, shared_corpora)
+    assert not at.exception
+    text = " ".join(el.value for el in at.markdown)
+    assert "ravdess" in text and "1440 clips" in text and "tess" in text and "2800 clips" in text
+    assert "egemaps-svm" in text
+    assert "tensorflow" not in sys.modules
+
+
+def test_home_explains_where_to_put_data(monkeypatch, tmp_path):
+    at = run_home(monkeypatch, tmp_path / "empty")
+    assert not at.exception
+    assert any("ravdess" in el.value.lower() for el in at.info)
+
+
+def _wav(samples) -> bytes:
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, 16_000, format="WAV")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "empty"),
+    (b"hello, this is a text file", "not"),
+    (_wav(voice(duration=0.2)), "short"),
+    (_wav(voice(duration=1.0) * 0), "silent"),
+])
+def test_bad_uploads_get_a_clear_message(monkeypatch, tmp_path, payload, message):
+    at = run_home(monkeypatch, tmp_path)
+    at.file_uploader[0].upload("clip.wav", payload, "audio/wav").run()
+    assert not at.exception
+    assert message in at.error[0].value.lower()
+
+
+def test_upload_is_classified_with_the_default_model(monkeypatch, tmp_path):
+    at = run_home(monkeypatch, tmp_path)
+    at.file_uploader[0].upload("clip.wav", _wav(voice(duration=2.0)), "audio/wav").run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value in {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}

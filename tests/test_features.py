@@ -1,0 +1,336 @@
+"""Feature pipelines on real (generated) audio through the real code: shapes, meaning, cache, errors, helpers."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_core import features
+from ser_core.audio import load_audio
+from ser_core.errors import OptionError
+from ser_core.features import (
+    PIPELINES, FeatureError, Pipeline, extract, extract_features, extract_file, feature_names,
+    get_pipeline, normalize_by_speaker, pool, speaker_stats,
+)
+from tests.clips import voice, write_clip
+from tests.conftest import PROJECT_ROOT
+
+SR = 16_000
+
+
+@pytest.fixture
+def extract_calls(monkeypatch) -> list[int]:
+    """Counts the clips actually extracted (in this process: use n_jobs=1)."""
+    calls = []
+    real = features.extract
+
+    def counting(y, sr, pipeline):
+        calls.append(1)
+        return real(y, sr, pipeline)
+
+    monkeypatch.setattr(features, "extract", counting)
+    return calls
+
+
+@pytest.fixture
+def clips(tmp_path) -> list[str]:
+    return [str(write_clip(tmp_path / f"clip{i}.wav", duration=1.0 + 0.2 * i, f0=120.0 + 40 * i, seed=i))
+            for i in range(4)]
+
+
+# --- pipelines and one clip -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_every_pipeline_gives_its_declared_finite_shape(name):
+    pipeline = get_pipeline(name)
+    for duration in (0.6, 2.0, 4.5):  # shorter and longer than the fixed-length pipelines' 3 s
+        x = extract(voice(duration, SR), SR, pipeline)
+        assert x.shape == pipeline.shape and x.dtype == np.float32 and np.isfinite(x).all()
+    click = np.zeros(SR, np.float32)
+    click[SR // 2:SR // 2 + 40] = 0.5  # trimming leaves almost nothing: still finite features
+    assert np.isfinite(extract(click, SR, pipeline)).all()
+    names = feature_names(pipeline)
+    assert len(names) == len(set(names)) == x.shape[1 if pipeline.kind == "sequence" else 0]
+
+
+def test_declared_shapes_and_names():
+    assert get_pipeline("librosa180").shape == (180,)
+    assert feature_names("librosa180")[:2] == ["mfcc_0", "mfcc_1"] and feature_names("librosa180")[-1] == "mel_127"
+    assert get_pipeline("zcr_rms_mfcc").shape == (301, 22)
+    assert feature_names("zcr_rms_mfcc")[:3] == ["zcr", "rms", "mfcc_0"]
+    assert get_pipeline("logmel").shape == (64, 301)
+    assert get_pipeline("logmel", duration=2.0).shape == (64, 201)
+    assert get_pipeline("egemaps").shape == (88,) and feature_names("egemaps")[0].startswith("F0semitone")
+
+
+def test_config_is_json_that_round_trips_and_overrides_change_it():
+    for name in PIPELINES:
+        pipeline = get_pipeline(name)
+        saved = json.loads(json.dumps(pipeline.to_dict()))
+        assert saved["name"] == name and saved["sample_rate"] == SR and "version" in saved and "trim_db" in saved
+        assert Pipeline.from_dict(saved) == pipeline
+    changed = get_pipeline("librosa180", n_mfcc=20)
+    assert changed.shape == (160,) and changed.to_dict() != get_pipeline("librosa180").to_dict()
+    assert changed.digest != get_pipeline("librosa180").digest
+    with pytest.raises(OptionError, match="librosa180"):
+        get_pipeline("wav2vec9")
+    with pytest.raises(OptionError, match="n_fft"):
+        get_pipeline("logmel", n_ftt=512)
+    with pytest.raises(OptionError, match="feature_set"):
+        get_pipeline("egemaps", feature_set="ComParE_2016")  # would change the shape: not an option
+
+
+def test_librosa180_is_what_librosa_computes_from_one_stft():
+    import librosa
+
+    y = voice(2.0, SR)
+    x = extract(y, SR, get_pipeline("librosa180", trim_db=None))
+    power = np.abs(librosa.stft(y, n_fft=2048, hop_length=512)) ** 2
+    reference = np.concatenate([librosa.feature.mfcc(y=y, sr=SR, n_mfcc=40).mean(axis=1),
+                                librosa.feature.chroma_stft(S=power, sr=SR, tuning=0.0).mean(axis=1),
+                                librosa.feature.melspectrogram(y=y, sr=SR).mean(axis=1)])
+    np.testing.assert_allclose(x, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_features_tell_a_low_voice_from_a_high_one():
+    low, high, tritone = (voice(1.5, SR, f0=f0) for f0 in (150.0, 300.0, 212.0))
+    x_low, x_high, x_tritone = (extract(y, SR, "librosa180") for y in (low, high, tritone))
+    np.testing.assert_array_equal(x_low, extract(low, SR, "librosa180"))
+    mfcc, chroma = slice(0, 40), slice(40, 52)
+    assert np.linalg.norm(x_low[mfcc] - x_high[mfcc]) > 0.1 * np.linalg.norm(x_low[mfcc])
+    # Chroma is a pitch class: an octave up peaks in the same class, half an octave up 6 classes away.
+    assert x_low[chroma].argmax() == x_high[chroma].argmax()
+    assert abs(int(x_tritone[chroma].argmax()) - int(x_low[chroma].argmax())) == 6
+    assert np.abs(x_low[chroma] - x_tritone[chroma]).max() > 0.3
+    pitch = feature_names("egemaps").index("F0semitoneFrom27.5Hz_sma3nz_amean")
+    assert extract(high, SR, "egemaps")[pitch] - extract(low, SR, "egemaps")[pitch] == pytest.approx(12, abs=1.5)
+
+
+def test_silence_around_speech_is_trimmed():
+    y = voice(1.5, SR)
+    padded = np.concatenate([np.zeros(SR, np.float32), y, np.zeros(SR, np.float32)])
+    trimmed, untrimmed = get_pipeline("librosa180"), get_pipeline("librosa180", trim_db=None)
+    np.testing.assert_allclose(extract(padded, SR, trimmed), extract(y, SR, trimmed), rtol=0.05, atol=0.5)
+    assert not np.allclose(extract(padded, SR, untrimmed), extract(y, SR, untrimmed), rtol=0.05, atol=0.5)
+
+
+def test_fixed_length_outputs_are_centre_padded_with_silence():
+    short = extract(voice(1.0, SR), SR, "logmel")  # 101 frames of speech in 301
+    floor = short.min()
+    assert (short[:, :90] == floor).all() and (short[:, -90:] == floor).all()
+    assert (short[:, 110:190] > floor).any()
+    sequence = extract(voice(1.0, SR), SR, "zcr_rms_mfcc")
+    assert (sequence[:90, :2] == 0).all() and (sequence[150, :2] > 0).all()  # zcr, rms of silence and speech
+
+
+def test_spectral_pipelines_compile_no_numba_code(tmp_path):
+    # Most of librosa compiles numba code on import: ~15 s per worker process in a fresh environment.
+    code = ("from numba.core import event\n"
+            "from ser_core.features import extract\n"
+            "from tests.clips import voice\n"
+            "with event.install_recorder('numba:compile') as compiled:\n"
+            "    for name in ('librosa180', 'zcr_rms_mfcc', 'logmel'):\n"
+            "        extract(voice(1.0), 16000, name)\n"
+            "print(len(compiled.buffer))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})  # an empty numba cache
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
+def test_extract_refuses_samples_at_another_rate():
+    with pytest.raises(ValueError, match="16000 Hz"):
+        extract(voice(1.0, 22_050), 22_050, "librosa180")
+
+
+def test_extract_file_loads_paths_and_bytes(tmp_path):
+    path = write_clip(tmp_path / "a.flac", sr=24_414)
+    x = extract_file(path, "librosa180")
+    np.testing.assert_array_equal(x, extract_file(path.read_bytes(), "librosa180"))
+    np.testing.assert_array_equal(x, extract(load_audio(path), SR, "librosa180"))
+
+
+# --- catalogs: cache, augmentation, progress, errors -----------------------------------------------------
+
+def test_second_run_reads_the_cache_and_spawns_nothing(clips, extract_calls, monkeypatch):
+    first = extract_features(clips, "librosa180", n_jobs=1)
+    assert first.shape == (4, 180) and len(extract_calls) == 4
+
+    import joblib
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("a fully cached run started worker processes")
+
+    monkeypatch.setattr(joblib, "Parallel", no_workers)
+    seen = []
+    second = extract_features(clips, "librosa180", n_jobs=2, progress=lambda *p: seen.append(p))
+    np.testing.assert_array_equal(first, second)
+    assert len(extract_calls) == 4 and seen == [(4, 4)]
+
+
+def test_a_rewritten_clip_is_recomputed(clips, extract_calls):
+    before = extract_features(clips, "librosa180", n_jobs=1)
+    write_clip(clips[1], duration=1.9, f0=310.0)  # new content, size and mtime
+    after = extract_features(clips, "librosa180", n_jobs=1)
+    assert len(extract_calls) == 5
+    np.testing.assert_array_equal(before[[0, 2, 3]], after[[0, 2, 3]])
+    assert not np.allclose(before[1], after[1])
+
+
+def test_a_changed_parameter_uses_other_cache_entries(clips, extract_calls, tmp_path):
+    extract_features(clips, "librosa180", n_jobs=1, cache_dir=tmp_path / "c")
+    X = extract_features(clips, get_pipeline("librosa180", n_mfcc=13), n_jobs=1, cache_dir=tmp_path / "c")
+    assert X.shape == (4, 153) and len(extract_calls) == 8
+    assert len(list((tmp_path / "c" / "features").iterdir())) == 2
+
+
+def test_a_damaged_cache_entry_is_recomputed(clips, extract_calls, tmp_path):
+    cache = tmp_path / "cache"
+    first = extract_features(clips, "librosa180", n_jobs=1, cache_dir=cache)
+    entries = sorted(cache.rglob("*.npy"))
+    assert len(entries) == 4 and not list(cache.rglob("*.tmp"))
+    entries[0].write_bytes(b"\x93NUMPY garbage")
+    entries[1].write_bytes(entries[1].read_bytes()[:100])  # cut short
+    second = extract_features(clips, "librosa180", n_jobs=1, cache_dir=cache)
+    np.testing.assert_array_equal(first, second)
+    assert len(extract_calls) == 6
+
+
+def test_parallel_chunks_match_one_process(clips, monkeypatch, tmp_path):
+    monkeypatch.setattr(features, "CHUNK_SIZE", 1)  # four chunks, so two workers really start
+    seen = []
+    parallel = extract_features(clips, "zcr_rms_mfcc", n_jobs=2, cache_dir=tmp_path / "a",
+                                progress=lambda *p: seen.append(p))
+    serial = extract_features(clips, "zcr_rms_mfcc", n_jobs=1, cache_dir=tmp_path / "b")
+    np.testing.assert_allclose(parallel, serial, rtol=1e-5, atol=1e-4)  # BLAS threads sum in another order
+    assert seen[0] == (0, 4) and seen[-1] == (4, 4) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_catalog_rows_and_bytes_are_accepted(clips, extract_calls):
+    import pandas as pd
+
+    catalog = pd.DataFrame({"path": clips[::-1], "speaker": ["a", "a", "b", "b"]})
+    X = extract_features(catalog, "librosa180", n_jobs=1)
+    np.testing.assert_array_equal(X, extract_features(clips, "librosa180", n_jobs=1)[::-1])
+    data = [open(path, "rb").read() for path in clips[:2]]
+    B = extract_features(data, "librosa180", n_jobs=1)
+    extract_features(data, "librosa180", n_jobs=1)  # cached by content
+    np.testing.assert_array_equal(B, X[[3, 2]])
+    assert len(extract_calls) == 6
+
+
+def test_augmented_copies_differ_and_are_reproducible(clips, tmp_path):
+    original = extract_features(clips, "librosa180", n_jobs=1)
+    noisy = extract_features(clips, "librosa180", augmentation=("noise", 1), n_jobs=1)
+    again = extract_features(clips, "librosa180", augmentation=("noise", 1), n_jobs=1, cache_dir=tmp_path / "x")
+    other_seed = extract_features(clips, "librosa180", augmentation=("noise", 2), n_jobs=1)
+    assert noisy.shape == original.shape and np.isfinite(noisy).all()
+    assert not np.isclose(noisy, original).all(axis=1).any()
+    np.testing.assert_array_equal(noisy, again)  # recomputed from scratch: the same
+    assert not np.isclose(noisy, other_seed).all(axis=1).any()
+    stretched = extract_features(clips, "logmel", augmentation=("stretch", 1), n_jobs=1)
+    assert not np.isclose(stretched, extract_features(clips, "logmel", n_jobs=1)).all(axis=(1, 2)).any()
+
+
+def test_each_clip_gets_its_own_augmentation_seed(tmp_path):
+    # The same recording under two names: two different noise draws (seeds come from the name).
+    same = [write_clip(tmp_path / "x.wav"), write_clip(tmp_path / "y.wav")]
+    plain = extract_features(same, "librosa180", n_jobs=1)
+    np.testing.assert_array_equal(plain[0], plain[1])
+    noisy = extract_features(same, "librosa180", augmentation=("noise", 0), n_jobs=1)
+    assert not np.allclose(noisy[0], noisy[1])
+
+
+def test_unusable_clips_are_listed_after_the_others_are_cached(clips, tmp_path, extract_calls):
+    silent = tmp_path / "silent.wav"
+    write_clip(silent, level=1e-6)
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all")
+    sources = [clips[0], str(silent), clips[1], str(text)]
+    seen = []
+    with pytest.raises(FeatureError) as raised:
+        extract_features(sources, "librosa180", n_jobs=1, progress=lambda *p: seen.append(p))
+    error = raised.value
+    assert set(error.failed) == {str(silent), str(text)} and seen[-1] == (4, 4)
+    assert "2 of 4 clips" in str(error) and "silent" in str(error) and "not an audio" in str(error)
+    X = extract_features(sources, "librosa180", n_jobs=1, on_error="nan")
+    assert len(extract_calls) == 2  # the good clips came from the cache
+    assert np.isnan(X[[1, 3]]).all() and np.isfinite(X[[0, 2]]).all()
+
+
+def test_empty_input_gives_an_empty_array():
+    assert extract_features([], "logmel").shape == (0, 64, 301)
+
+
+# --- helpers for models -----------------------------------------------------------------------------------
+
+def test_pool_takes_mean_and_std_over_time():
+    rng = np.random.default_rng(0)
+    sequence = rng.normal(size=(5, 30, 4)).astype(np.float32)
+    pooled = pool(sequence)
+    assert pooled.shape == (5, 8)
+    np.testing.assert_allclose(pooled[:, :4], sequence.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(pooled[:, 4:], sequence.std(axis=1), rtol=1e-5)
+    image = np.swapaxes(sequence, 1, 2)
+    np.testing.assert_allclose(pool(image, "image"), pooled, rtol=1e-5)
+    clip = rng.normal(size=(5, 7))
+    np.testing.assert_array_equal(pool(clip, "clip"), clip.astype(np.float32))
+
+
+def test_speaker_normalisation_standardises_each_speaker():
+    rng = np.random.default_rng(0)
+    speakers = np.array(["a"] * 30 + ["b"] * 20)
+    X = rng.normal(size=(50, 6)) * np.where(speakers == "a", 5.0, 0.5)[:, None] + np.arange(6)
+    X[:, 5] = 3.0  # a constant feature stays finite (std floor)
+    Z = normalize_by_speaker(X, speakers)
+    for speaker in "ab":
+        rows = Z[speakers == speaker]
+        np.testing.assert_allclose(rows.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(rows[:, :5].std(axis=0), 1, rtol=1e-4)
+    assert (Z[:, 5] == 0).all()
+
+    stats = speaker_stats(X, speakers)
+    copies = X + 1.0  # e.g. augmented rows: normalised with the originals' figures, not their own
+    a = speakers == "a"
+    expected = (copies[a, :5] - X[a, :5].mean(axis=0)) / X[a, :5].std(axis=0)
+    np.testing.assert_allclose(normalize_by_speaker(copies, speakers, stats)[a, :5], expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="c"):
+        normalize_by_speaker(X[:2], ["c", "c"], stats)
+
+
+@pytest.mark.parametrize("kind, feature_axis", [("sequence", 2), ("image", 1)])
+def test_speaker_normalisation_of_frames_is_per_feature_over_all_frames(kind, feature_axis):
+    rng = np.random.default_rng(1)
+    speakers = np.array(["a"] * 6 + ["b"] * 4)
+    X = rng.normal(3.0, 2.0, size=(10, 12, 5)).astype(np.float32)
+    Z = normalize_by_speaker(X, speakers, kind=kind)
+    assert Z.shape == X.shape
+    for speaker in "ab":
+        rows = np.moveaxis(Z[speakers == speaker], feature_axis, -1).reshape(-1, X.shape[feature_axis])
+        np.testing.assert_allclose(rows.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(rows.std(axis=0), 1, rtol=1e-4)
+
+
+# --- the shared corpora ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def corpus_slice(shared_corpora):
+    from ser_core.corpora import build_catalog
+
+    catalog = build_catalog(shared_corpora)
+    return catalog.iloc[np.linspace(0, len(catalog) - 1, 20).astype(int)].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_real_corpus_clips(corpus_slice, name):
+    assert set(corpus_slice["corpus"]) == {"ravdess", "tess"}
+    X = extract_features(corpus_slice, name, n_jobs=1)
+    pipeline = get_pipeline(name)
+    assert X.shape == (20, *pipeline.shape) and np.isfinite(X).all()
+    assert len(np.unique(X.reshape(20, -1), axis=0)) == 20
+    assert len(list(Path(os.environ["SER_CACHE_DIR"]).rglob("*.npy"))) == 20  # the default cache
