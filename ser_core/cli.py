@@ -131,7 +131,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .bundles import train_baseline
+    from .training import train_baseline
     from .corpora import build_catalog
 
     catalog = build_catalog(args.data_dir, _corpus_list(args.corpus))

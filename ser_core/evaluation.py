@@ -153,17 +153,19 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
                    progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
     """Train and test a scikit-learn classifier on every split of a protocol.
 
-    `X` holds one row of features per catalog row (sequences are pooled to mean+std);
+    `X` holds one row of features per catalog row (sequences and images of the pipeline named by
+    `features` are pooled to mean+std);
     `augmented` maps an augmentation name to features of augmented copies of every clip,
     row-aligned with X: only training rows' copies are used.
     """
     from .classifiers import make_classifier
-    from .features import normalize_by_speaker, pool, speaker_stats
+    from .features import get_pipeline, normalize_by_speaker, pool, speaker_stats
 
     augmented = dict(augmented or {})
     if X.ndim > 2:
-        X = pool(X)
-        augmented = {name: pool(A) for name, A in augmented.items()}
+        kind = get_pipeline(features).kind
+        X = pool(X, kind)
+        augmented = {name: pool(A, kind) for name, A in augmented.items()}
     speakers = catalog["speaker"].to_numpy()
     labels = catalog["label"].to_numpy()
     if speaker_norm:

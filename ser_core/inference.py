@@ -40,7 +40,7 @@ class Predictor:
         from .features import extract, pool
 
         x = extract(y, self.pipeline.sample_rate, self.pipeline)
-        x = pool(x[None]) if x.ndim > 1 else x[None]
+        x = pool(x[None], self.pipeline.kind)
         probabilities = self.bundle.model.predict_proba(x)[0]
         classes = [str(c) for c in self.bundle.model.classes_]
         by_label = {label: float(p) for label, p in zip(classes, probabilities)}

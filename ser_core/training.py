@@ -39,7 +39,7 @@ def train_baseline(catalog: pd.DataFrame, name: str, *, features: str = "egemaps
     result = cross_validate(X, catalog, classifier=classifier, protocol=protocol, folds=folds, seed=seed,
                             features=features,
                             progress=(lambda d, t: progress("folds", d, t)) if progress else None)
-    model = make_classifier(classifier, seed=seed).fit(pool(X) if X.ndim > 2 else X, catalog["label"].to_numpy())
+    model = make_classifier(classifier, seed=seed).fit(pool(X, pipeline.kind), catalog["label"].to_numpy())
     metadata = {
         "labels": [str(label) for label in model.classes_],
         "features": pipeline.to_dict(),

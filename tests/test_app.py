@@ -45,7 +45,7 @@ def _wav(samples) -> bytes:
 @pytest.mark.parametrize("payload, message", [
     (b"", "empty"),
     (b"hello, this is a text file", "not"),
-    (_wav(voice(duration=0.2)), "short"),
+    (_wav(voice(duration=0.2)), "at least 0.5 s"),
     (_wav(voice(duration=1.0) * 0), "silent"),
 ])
 def test_bad_uploads_get_a_clear_message(monkeypatch, tmp_path, payload, message):

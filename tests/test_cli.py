@@ -62,9 +62,10 @@ def test_train_then_predict_files_and_folders(data_dir, tmp_path):
                   "--out", tmp_path, "--folds", "2", "--json")
     assert trained.returncode == 0, trained.stderr
     model = json.loads(trained.stdout)["model"]
-    clips = tmp_path / "clips"
-    write_clip(clips / "a.wav", f0=EMOTION_VOICE[5][0], level=EMOTION_VOICE[5][1], sr=48_000, channels=2)
-    write_clip(clips / "b.flac", f0=EMOTION_VOICE[4][0], level=EMOTION_VOICE[4][1], sr=8_000)
+    clips = tmp_path / "clips"  # an unseen voice, pitched between the training actors
+    write_clip(clips / "a.wav", f0=EMOTION_VOICE[5][0] * 1.14, level=EMOTION_VOICE[5][1], duration=0.8,
+               channels=2, seed=7)
+    write_clip(clips / "b.flac", f0=EMOTION_VOICE[4][0] * 1.14, level=EMOTION_VOICE[4][1], duration=0.8, seed=8)
     (clips / "notes.wav").write_text("not audio")
     result = ser("predict", clips, "--model", model, "--json")
     assert result.returncode == 1  # one file failed, and the run says so
