@@ -1,7 +1,8 @@
 """Model bundles: a folder with the model and a metadata.json that says how to feed it.
 
-scikit-learn models are saved with skops (no pickle) and loaded with an explicit list
-of trusted types. Writes are atomic, and a user's model never replaces a shipped one.
+Keras models are saved as .keras and loaded with safe_mode on; scikit-learn models are saved
+with skops (no pickle) and loaded with an explicit list of trusted types. Writes are atomic,
+and a user's model never replaces a shipped one.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from importlib import metadata as _pkg
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import config
 from .errors import ModelError
 
@@ -23,13 +26,14 @@ BUNDLE_FORMAT = "ser-studio-bundle"
 BUNDLE_VERSION = 1
 METADATA_FILE = "metadata.json"
 SKLEARN_FILE = "model.skops"
+KERAS_FILE = "model.keras"
 # Types skops does not trust by default that our own classifiers contain; anything else is refused.
 TRUSTED_SKOPS_TYPES = (
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
 )
-VERSIONED_PACKAGES = ("numpy", "scikit-learn", "librosa", "opensmile", "skops")
+VERSIONED_PACKAGES = ("numpy", "scikit-learn", "librosa", "opensmile", "skops", "tensorflow-cpu", "keras")
 
 
 @dataclass
@@ -47,6 +51,18 @@ class Bundle:
     @property
     def labels(self) -> list[str]:
         return list(self.metadata["labels"])
+
+    @property
+    def kind(self) -> str:
+        return self.metadata["kind"]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities (rows of X) in the order of self.labels."""
+        if self.kind == "keras":
+            from keras import ops
+
+            return ops.convert_to_numpy(self.model(np.asarray(X, dtype=np.float32), training=False))
+        return self.model.predict_proba(X)
 
 
 def library_versions() -> dict[str, str]:
@@ -68,18 +84,22 @@ def save_bundle(directory: str | os.PathLike, model: Any, metadata: dict) -> Pat
 
     Refuses to replace a shipped model; replacing a user's own model of the same name is allowed.
     """
-    import skops.io as sio
-
     target = Path(directory)
     if target.exists() and _is_shipped(target):
         raise ModelError(f"{target} is a shipped model and is never overwritten: choose another name.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "name": target.name,
-                "kind": "sklearn", "model_file": SKLEARN_FILE, "versions": library_versions(),
+    kind = "keras" if type(model).__module__.startswith("keras") else "sklearn"
+    metadata = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "name": target.name, "kind": kind,
+                "model_file": KERAS_FILE if kind == "keras" else SKLEARN_FILE, "versions": library_versions(),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **metadata}
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        sio.dump(model, staging / SKLEARN_FILE)
+        if kind == "keras":
+            model.save(staging / KERAS_FILE)
+        else:
+            import skops.io as sio
+
+            sio.dump(model, staging / SKLEARN_FILE)
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
@@ -123,28 +143,62 @@ def check_pipeline(metadata: dict, path: Path | str = "") -> None:
 
 
 def load_bundle(model: str | os.PathLike | None = None) -> Bundle:
-    """Load a bundle by folder path or model name (user models, then shipped); None for the default."""
-    import skops.io as sio
+    """Load a bundle by folder path or model name (user models, then shipped); None for the default.
 
+    Refuses, with a message saying what to do, a bundle whose features, labels or shapes do not match.
+    """
     path = resolve_model(model)
     metadata = _read_metadata(path)
     check_pipeline(metadata, path)
     model_file = path / metadata.get("model_file", SKLEARN_FILE)
+    if not model_file.is_file():
+        raise ModelError(f"Model {path} is incomplete: {model_file.name} is missing.")
     try:
-        untrusted = sio.get_untrusted_types(file=model_file)
-        refused = sorted(set(untrusted) - set(TRUSTED_SKOPS_TYPES))
-        if refused:
-            raise ModelError(f"Model {path} contains types that are not trusted ({', '.join(refused)}); "
-                             "it was not loaded.")
-        loaded = sio.load(model_file, trusted=untrusted)
+        loaded = _load_keras(model_file) if metadata["kind"] == "keras" else _load_skops(model_file, path)
     except ModelError:
         raise
-    except FileNotFoundError:
-        raise ModelError(f"Model {path} is incomplete: {model_file.name} is missing.") from None
-    except Exception as error:  # skops raises many types for a damaged or foreign file
+    except Exception as error:  # both libraries raise many types for a damaged or foreign file
         raise ModelError(f"Model {path} could not be loaded ({type(error).__name__}): the file is damaged "
                          "or was saved by an incompatible library version; retrain it.") from None
-    return Bundle(path=path, metadata=metadata, model=loaded)
+    bundle = Bundle(path=path, metadata=metadata, model=loaded)
+    _check_shapes(bundle)
+    return bundle
+
+
+def _load_keras(model_file: Path):
+    from .models import import_keras
+
+    return import_keras().saving.load_model(model_file, compile=False, safe_mode=True)
+
+
+def _load_skops(model_file: Path, path: Path):
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=model_file)
+    refused = sorted(set(untrusted) - set(TRUSTED_SKOPS_TYPES))
+    if refused:
+        raise ModelError(f"Model {path} contains types that are not trusted ({', '.join(refused)}); "
+                         "it was not loaded.")
+    return sio.load(model_file, trusted=untrusted)
+
+
+def _check_shapes(bundle: Bundle) -> None:
+    """The model's inputs and outputs must be what its metadata says."""
+    from .features import Pipeline, pool
+
+    pipeline = Pipeline.from_dict(bundle.metadata["features"])
+    if bundle.kind == "keras":
+        n_in, n_out = tuple(bundle.model.input_shape[1:]), bundle.model.output_shape[-1]
+        expected_in = pipeline.shape
+        classes = bundle.labels
+    else:
+        n_in, n_out = (getattr(bundle.model, "n_features_in_", None),), len(bundle.model.classes_)
+        expected_in = (pool(np.zeros((1, *pipeline.shape), np.float32), pipeline.kind).shape[1],)
+        classes = [str(c) for c in bundle.model.classes_]
+    if n_in != expected_in or n_out != len(bundle.labels) or classes != bundle.labels:
+        raise ModelError(f"Model {bundle.path} does not match its metadata (inputs {n_in} for {expected_in}, "
+                         f"{n_out} outputs for labels {bundle.labels}): the bundle was altered or mixed up; "
+                         "retrain or reinstall it.")
 
 
 def resolve_model(model: str | os.PathLike | None = None) -> Path:

@@ -131,18 +131,53 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training import train_baseline
     from .corpora import build_catalog
+    from .training import TrainConfig, save_run, train
 
+    base = TrainConfig.load(args.config).to_dict() if args.config else {}
+    flags = {key: getattr(args, key) for key in ("model", "features", "protocol", "folds", "seed", "epochs",
+                                                 "batch_size", "learning_rate", "dropout", "optimizer",
+                                                 "speaker_norm", "patience")}
+    if args.augment:
+        flags["augmentation"] = _corpus_list(args.augment)
+    if flags["model"] and not flags["features"] and "features" in base:
+        base["features"] = ""  # another model: its own default features unless named
+    train_config = TrainConfig.from_dict({**base, **{k: v for k, v in flags.items() if v is not None}})
     catalog = build_catalog(args.data_dir, _corpus_list(args.corpus))
-    path = train_baseline(catalog, args.name, features=args.features, classifier=args.classifier,
-                          protocol=args.protocol, folds=args.folds, seed=args.seed, out_dir=args.out,
-                          n_jobs=args.jobs, progress=_progress_bars())
+    run = train(catalog, train_config, on_event=_training_display(), n_jobs=args.jobs)
+    path = save_run(run, args.name, args.out)
     if args.json:
-        _print_json({"model": str(path)})
+        _print_json({"model": str(path), "evaluation": run.result.to_dict() if run.result else None})
     else:
+        if run.result:
+            print(_format_result(run.result))
         print(f"saved {path}")
     return 0
+
+
+def _training_display():
+    """An on_event callback: progress bars for features and epochs, one line per finished fold."""
+    from tqdm import tqdm
+
+    progress, bars = _progress_bars(), {}
+
+    def on_event(event) -> None:
+        if event.kind == "features":
+            progress(event.metrics["stage"], event.done, event.total)
+        elif event.kind == "epoch":
+            key = "final fit" if event.fold is None else f"fold {event.fold + 1}/{event.folds}"
+            bar = bars.get(key)
+            if bar is None:
+                bar = bars[key] = tqdm(total=event.epochs, desc=key, unit="epoch", file=sys.stderr, leave=False)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in event.metrics.items() if k in ("loss", "val_accuracy")})
+        elif event.kind == "fold":
+            for bar in bars.values():
+                bar.close()
+            print(f"fold {event.fold + 1}/{event.folds}: accuracy {event.metrics['accuracy']:.1%}, "
+                  f"UAR {event.metrics['uar']:.1%}", file=sys.stderr)
+
+    return on_event
 
 
 def _audio_paths(inputs: Sequence[str]) -> list[Path]:
@@ -163,7 +198,13 @@ def cmd_predict(args) -> int:
     failures = 0
     for path in _audio_paths(args.paths):
         try:
-            prediction = predictor.predict(path)
+            if args.timeline:
+                record = {"path": str(path), "model": predictor.name,
+                          **predictor.predict_windows(path, window=args.window, hop=args.hop).to_dict()}
+            else:
+                prediction = predictor.predict(path)
+                record = {"path": str(path), "label": prediction.label,
+                          "probabilities": prediction.probabilities, "model": predictor.name}
         except SerError as error:
             failures += 1
             if args.json:
@@ -172,10 +213,14 @@ def cmd_predict(args) -> int:
                 print(f"{path}\terror: {error}", file=sys.stderr)
             continue
         if args.json:
-            _print_json({"path": str(path), "label": prediction.label,
-                         "probabilities": prediction.probabilities, "model": predictor.name})
+            _print_json(record)
+        elif args.timeline:
+            for w in record["windows"]:
+                top = f"{w['probabilities'][w['label']]:.0%}" if w["probabilities"] else ""
+                print(f"{path}\t{w['start']:.1f}-{w['end']:.1f} s\t{w['label']}\t{top}")
+            print(f"{path}\toverall\t{record['summary']['label']}")
         else:
-            print(f"{path}\t{prediction.label}\t{prediction.probabilities[prediction.label]:.0%}")
+            print(f"{path}\t{record['label']}\t{record['probabilities'][record['label']]:.0%}")
     return 1 if failures else 0
 
 
@@ -195,6 +240,8 @@ def cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .classifiers import CLASSIFIERS
     from .evaluation import PROTOCOLS
+    from .models import MODELS, OPTIMIZERS
+    from .training import BASELINES
 
     parser = argparse.ArgumentParser(prog="python -m ser_core", description="SER Studio from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -231,14 +278,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", help="augmentations for training folds only: noise,stretch,shift,pitch")
     p.add_argument("--test-corpus", help="with --protocol corpus: the corpus held out (default: each in turn)")
 
-    p = command("train", cmd_train, "evaluate a scikit-learn baseline, then fit it on all data and save it")
-    modelling(p)
+    p = command("train", cmd_train, "evaluate a model under a protocol, then fit it on all data and save it")
     p.add_argument("--name", required=True, help="model name")
+    p.add_argument("--config", help="training config JSON, or a model's metadata.json to retrain it")
+    p.add_argument("--model", choices=BASELINES + tuple(MODELS), help="model (default: mlp, or the config's)")
+    p.add_argument("--features", help="feature pipeline (default: the model's)")
+    p.add_argument("--protocol", choices=PROTOCOLS)
+    p.add_argument("--folds", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--patience", type=int, help="epochs without improvement before a fit stops")
+    p.add_argument("--augment", help="augmentations for training folds only: noise,stretch,shift,pitch")
+    p.add_argument("--speaker-norm", action="store_true", default=None, help="standardise features per speaker")
     p.add_argument("--out", help="folder to save into (default: your user models folder)")
+    p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
 
     p = command("predict", cmd_predict, "classify audio files and folders", data=False)
     p.add_argument("paths", nargs="+", help="audio files or folders")
     p.add_argument("--model", help="model name or bundle folder (default: the shipped default)")
+    p.add_argument("--timeline", action="store_true", help="classify window by window, with a summary")
+    p.add_argument("--window", type=float, default=config.WINDOW, help="window length in seconds")
+    p.add_argument("--hop", type=float, default=config.HOP, help="seconds between window starts")
 
     command("models", cmd_models, "list shipped and user models", data=False)
     return parser

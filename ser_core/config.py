@@ -25,6 +25,10 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3", ".m4a", ".aac", ".webm", ".opus",
 )
 
+# Classifying long clips and streams: windows of WINDOW seconds every HOP seconds.
+WINDOW = 3.0
+HOP = 1.0
+
 # Evaluation.
 DEFAULT_PROTOCOL = "speaker"
 DEFAULT_FOLDS = 5

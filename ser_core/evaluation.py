@@ -120,6 +120,7 @@ class EvaluationResult:
     n_speakers: int
     pooled: dict
     per_fold: list[dict] = field(default_factory=list)
+    complete: bool = True  # False when a run was stopped: the figures cover the folds done
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -134,7 +135,8 @@ class EvaluationResult:
         fold_acc = [fold["accuracy"] for fold in self.per_fold]
         spread = f" (folds {min(fold_acc):.1%}-{max(fold_acc):.1%})" if len(fold_acc) > 1 else ""
         lines = [
-            f"protocol: {self.protocol} ({self.description}), {self.folds} folds, seed {self.seed}",
+            f"protocol: {self.protocol} ({self.description}), {self.folds} folds, seed {self.seed}"
+            + ("" if self.complete else f"; stopped after {len(self.per_fold)} folds"),
             f"data: {', '.join(self.corpora)}: {self.n_clips} clips, {self.n_speakers} speakers",
             f"model: {self.features} features + {self.classifier}"
             + (", per-speaker normalisation" if self.speaker_norm else "")
@@ -143,6 +145,60 @@ class EvaluationResult:
             f"macro F1 {self.pooled['macro_f1']:.1%}",
         ]
         return "\n".join(lines)
+
+
+def training_rows(X: np.ndarray, labels: np.ndarray, rows: np.ndarray,
+                  augmented: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The features and labels of `rows`, plus the augmented copies of those rows only."""
+    copies = list((augmented or {}).values())
+    return (np.concatenate([X[rows]] + [A[rows] for A in copies]),
+            np.concatenate([labels[rows]] * (1 + len(copies))))
+
+
+def validation_rows(catalog: pd.DataFrame, rows: np.ndarray, protocol: str, *, share: float = 0.15,
+                    seed: int = config.DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Split training rows into (fit, validation) the way the protocol splits train from test.
+
+    Early stopping and best-weight choice look at validation figures only, never at the test fold; under the
+    speaker and corpus protocols validation speakers are held out whole, so the choice is speaker-independent.
+    """
+    rng = np.random.default_rng(seed)
+    if protocol == "random":
+        pick = rng.random(len(rows)) < share
+    else:
+        speakers = catalog["speaker"].to_numpy()[rows]
+        names = np.unique(speakers)
+        if len(names) < 2:
+            raise OptionError("Training needs at least two speakers to hold one out for validation.")
+        held = rng.choice(names, size=min(len(names) - 1, max(1, round(share * len(names)))), replace=False)
+        pick = np.isin(speakers, held)
+    return rows[~pick], rows[pick]
+
+
+def run_folds(catalog: pd.DataFrame, splits: Sequence[Split],
+              fit_predict: Callable[[Split, int], np.ndarray | None],
+              progress: Callable[[int, int], None] | None = None) -> tuple[dict | None, list[dict]]:
+    """Fit and test on every split; `fit_predict(split, i)` returns the labels predicted for split.test.
+
+    It may return None to stop early (a user pressed Stop): the figures then cover the folds done.
+    Returns the metrics pooled over folds (None if no fold finished) and each fold's metrics.
+    """
+    labels, speakers = catalog["label"].to_numpy(), catalog["speaker"].to_numpy()
+    truth, predicted, per_fold = [], [], []
+    for i, split in enumerate(splits):
+        fold_pred = fit_predict(split, i)
+        if fold_pred is None:
+            break
+        fold = compute_metrics(labels[split.test], fold_pred)
+        fold["name"] = split.name
+        fold["test_speakers"] = sorted(set(speakers[split.test]))
+        per_fold.append(fold)
+        truth.append(labels[split.test])
+        predicted.append(fold_pred)
+        if progress:
+            progress(i + 1, len(splits))
+    pooled = compute_metrics(np.concatenate(truth), np.concatenate(predicted)) if truth else None
+    return pooled, per_fold
 
 
 def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "svm",
@@ -154,46 +210,47 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
     """Train and test a scikit-learn classifier on every split of a protocol.
 
     `X` holds one row of features per catalog row (sequences and images of the pipeline named by
-    `features` are pooled to mean+std);
-    `augmented` maps an augmentation name to features of augmented copies of every clip,
-    row-aligned with X: only training rows' copies are used.
+    `features` are pooled to mean+std); `augmented` maps an augmentation name to features of augmented
+    copies of every clip, row-aligned with X: only training rows' copies are used.
     """
     from .classifiers import make_classifier
-    from .features import get_pipeline, normalize_by_speaker, pool, speaker_stats
+    from .features import get_pipeline, pool
 
     augmented = dict(augmented or {})
     if X.ndim > 2:
         kind = get_pipeline(features).kind
         X = pool(X, kind)
         augmented = {name: pool(A, kind) for name, A in augmented.items()}
-    speakers = catalog["speaker"].to_numpy()
-    labels = catalog["label"].to_numpy()
     if speaker_norm:
-        stats = speaker_stats(X, speakers)
-        X = normalize_by_speaker(X, speakers, stats)
-        augmented = {name: normalize_by_speaker(A, speakers, stats) for name, A in augmented.items()}
+        X, augmented = normalize_speakers(X, catalog, augmented)
+    labels = catalog["label"].to_numpy()
+
+    def fit_predict(split: Split, _: int) -> np.ndarray:
+        model = make_classifier(classifier, seed=seed).fit(*training_rows(X, labels, split.train, augmented))
+        return model.predict(X[split.test])
 
     splits = make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)
-    truth, predicted, per_fold = [], [], []
-    for i, split in enumerate(splits):
-        train_X = np.concatenate([X[split.train]] + [A[split.train] for A in augmented.values()])
-        train_y = np.concatenate([labels[split.train]] * (1 + len(augmented)))
-        model = make_classifier(classifier, seed=seed).fit(train_X, train_y)
-        fold_pred = model.predict(X[split.test])
-        fold = compute_metrics(labels[split.test], fold_pred)
-        fold["name"] = split.name
-        fold["test_speakers"] = sorted(set(speakers[split.test]))
-        per_fold.append(fold)
-        truth.append(labels[split.test])
-        predicted.append(fold_pred)
-        if progress:
-            progress(i + 1, len(splits))
-
+    pooled, per_fold = run_folds(catalog, splits, fit_predict, progress)
     return EvaluationResult(
         protocol=protocol, folds=len(splits), corpora=sorted(catalog["corpus"].unique()),
         features=features, classifier=classifier, seed=seed, speaker_norm=speaker_norm,
-        augmentation=list(augmented), n_clips=len(catalog), n_speakers=len(set(speakers)),
-        pooled=compute_metrics(np.concatenate(truth), np.concatenate(predicted)), per_fold=per_fold)
+        augmentation=list(augmented), n_clips=len(catalog), n_speakers=catalog["speaker"].nunique(),
+        pooled=pooled, per_fold=per_fold)
+
+
+def normalize_speakers(X: np.ndarray, catalog: pd.DataFrame, augmented: dict[str, np.ndarray],
+                       kind: str = "clip") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-speaker standardisation of X, and of the augmented copies with their originals' statistics.
+
+    It uses no labels, and each speaker's statistics come from that speaker's clips only, so applying it
+    before splitting leaks nothing from test to train (a test speaker is normalised by themself).
+    """
+    from .features import normalize_by_speaker, speaker_stats
+
+    speakers = catalog["speaker"].to_numpy()
+    stats = speaker_stats(X, speakers, kind)
+    return (normalize_by_speaker(X, speakers, stats, kind),
+            {name: normalize_by_speaker(A, speakers, stats, kind) for name, A in augmented.items()})
 
 
 def evaluate(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: str = "svm",

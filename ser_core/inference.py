@@ -1,12 +1,21 @@
-"""Classifying clips with a saved model: load a bundle once, predict many times."""
+"""Classifying clips with a saved model: load a bundle once, then classify clips, long recordings and streams.
+
+A long clip or a stream is classified in sliding windows (WINDOW seconds every HOP by default); silent
+windows are marked silent, not classified.
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import config
 from .bundles import Bundle, load_bundle
+from .errors import ModelError
+
+SILENCE = "silence"
 
 
 @dataclass(frozen=True)
@@ -17,14 +26,47 @@ class Prediction:
     probabilities: dict[str, float]
 
 
+@dataclass(frozen=True)
+class WindowPrediction:
+    """One window of a timeline; label is SILENCE (and probabilities empty) for a silent window."""
+
+    start: float
+    end: float
+    label: str
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Per-window predictions over a clip or stream, with a summary of the whole."""
+
+    windows: list[WindowPrediction]
+    labels: list[str]
+
+    def summary(self) -> dict:
+        """Mean probabilities over the voiced windows, the share of windows per top label (silence
+        included), and the label with the highest mean probability (None when all is silent)."""
+        voiced = [w for w in self.windows if w.label != SILENCE]
+        mean = ({label: float(np.mean([w.probabilities[label] for w in voiced])) for label in self.labels}
+                if voiced else {})
+        share = {label: sum(w.label == label for w in self.windows) / len(self.windows)
+                 for label in [*self.labels, SILENCE]} if self.windows else {}
+        return {"label": max(mean, key=mean.get) if mean else None, "mean": mean, "share": share,
+                "windows": len(self.windows), "voiced": len(voiced)}
+
+    def to_dict(self) -> dict:
+        return {"windows": [asdict(w) for w in self.windows], "summary": self.summary()}
+
+
 class Predictor:
     """A loaded model with the feature pipeline it was trained on."""
 
-    def __init__(self, bundle: Bundle):
-        from .features import get_pipeline
+    def __init__(self, bundle: Bundle, speaker_stats: tuple[np.ndarray, np.ndarray] | None = None):
+        from .features import Pipeline
 
         self.bundle = bundle
-        self.pipeline = get_pipeline(bundle.metadata["features"]["name"])
+        self.pipeline = Pipeline.from_dict(bundle.metadata["features"])
+        self.speaker_stats = speaker_stats
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None) -> "Predictor":
@@ -35,15 +77,33 @@ class Predictor:
     def name(self) -> str:
         return self.bundle.name
 
+    @property
+    def labels(self) -> list[str]:
+        return self.bundle.labels
+
+    @property
+    def needs_calibration(self) -> bool:
+        """A model trained with per-speaker normalisation needs the speaker's statistics first."""
+        return bool(self.bundle.metadata.get("speaker_norm")) and self.speaker_stats is None
+
+    def calibrate(self, clips: Sequence[np.ndarray]) -> None:
+        """Per-speaker statistics from a few of the speaker's clips (mono, at the pipeline's rate),
+        as the training data was normalised by each speaker's own statistics."""
+        from .features import extract, speaker_stats
+
+        if len(clips) < 2:
+            raise ModelError("Calibration needs at least two windows of the speaker's speech (a few seconds).")
+        X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in clips])
+        stats = speaker_stats(self._model_input(X, normalise=False), ["speaker"] * len(X), self._input_kind)
+        self.speaker_stats = stats["speaker"]
+
     def predict_samples(self, y: np.ndarray) -> Prediction:
         """Classify mono samples already at the pipeline's sample rate."""
-        from .features import extract, pool
+        from .features import extract
 
         x = extract(y, self.pipeline.sample_rate, self.pipeline)
-        x = pool(x[None], self.pipeline.kind)
-        probabilities = self.bundle.model.predict_proba(x)[0]
-        classes = [str(c) for c in self.bundle.model.classes_]
-        by_label = {label: float(p) for label, p in zip(classes, probabilities)}
+        probabilities = self.bundle.predict_proba(self._model_input(x[None]))[0]
+        by_label = {label: float(p) for label, p in zip(self.labels, probabilities)}
         return Prediction(label=max(by_label, key=by_label.get), probabilities=by_label)
 
     def predict(self, source, *, name: str | None = None) -> Prediction:
@@ -51,3 +111,44 @@ class Predictor:
         from .audio import load_audio
 
         return self.predict_samples(load_audio(source, sr=self.pipeline.sample_rate, name=name))
+
+    def predict_windows(self, source, *, window: float = config.WINDOW, hop: float = config.HOP,
+                        name: str | None = None) -> Timeline:
+        """Classify a clip of any length window by window (decoded as it goes, so length is not limited)."""
+        from .audio import iter_windows
+
+        windows = iter_windows(source, window, hop, self.pipeline.sample_rate, normalize=True, name=name)
+        return self.timeline(windows)
+
+    def timeline(self, windows: Iterable[tuple[float, np.ndarray]]) -> Timeline:
+        """Classify (start seconds, samples) windows, such as iter_windows or a live stream gives."""
+        from .audio import is_silent
+
+        sr = self.pipeline.sample_rate
+        results = []
+        for start, y in windows:
+            end = start + len(y) / sr
+            if is_silent(y):
+                results.append(WindowPrediction(start, end, SILENCE, {}))
+            else:
+                prediction = self.predict_samples(y)
+                results.append(WindowPrediction(start, end, prediction.label, prediction.probabilities))
+        return Timeline(results, self.labels)
+
+    @property
+    def _input_kind(self) -> str:
+        # scikit-learn models read pooled (clip-level) features; Keras models the pipeline's own shape.
+        return self.pipeline.kind if self.bundle.kind == "keras" else "clip"
+
+    def _model_input(self, X: np.ndarray, normalise: bool = True) -> np.ndarray:
+        from .features import pool
+
+        if self.bundle.kind != "keras":
+            X = pool(X, self.pipeline.kind)
+        if normalise and self.bundle.metadata.get("speaker_norm"):
+            if self.speaker_stats is None:
+                raise ModelError(f"Model {self.name} was trained with per-speaker normalisation: calibrate it "
+                                 "with a few seconds of the speaker's neutral speech first, or choose another model.")
+            mean, std = self.speaker_stats
+            X = (X - mean) / std
+        return X

@@ -1,53 +1,306 @@
-"""Training a model to keep: evaluate it honestly first, then fit it on all the data and save it."""
+"""Training a model to keep: any model of the zoo (or the SVM baseline) under any protocol, with live events.
+
+`train` evaluates the model honestly (cross-validation under the config's protocol), then fits it on all
+the clips, streaming events (features, epochs, folds) to a callback so the app can draw live curves.
+A threading.Event stops it cleanly between batches; the best weights (by validation loss, never by the test
+fold) are kept. `save_run` writes the result as a model bundle.
+"""
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import os
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from . import config
-from .errors import ModelError
+from .errors import ModelError, OptionError
+from .evaluation import EvaluationResult
+
+BASELINES: tuple[str, ...] = ("svm",)  # scikit-learn models train() accepts besides the Keras zoo
 
 
-def train_baseline(catalog: pd.DataFrame, name: str, *, features: str = "egemaps", classifier: str = "svm",
-                   protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
-                   seed: int = config.DEFAULT_SEED, out_dir: str | os.PathLike | None = None, n_jobs: int = -1,
-                   progress: Callable[[str, int, int], None] | None = None) -> Path:
-    """Cross-validate a scikit-learn baseline under `protocol`, fit it on every clip, save a bundle.
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; saved in the bundle, so a run is reproducible from it."""
 
-    The saved metadata carries the measured figures and the protocol that produced them.
-    Without `out_dir` the bundle goes to the user's models folder, where a shipped name is refused.
+    model: str = "mlp"
+    features: str = ""               # "" picks the model's default pipeline
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 60
+    dropout: float = 0.3
+    optimizer: str = "adam"
+    augmentation: tuple[str, ...] = ()
+    speaker_norm: bool = False
+    protocol: str = config.DEFAULT_PROTOCOL
+    folds: int = config.DEFAULT_FOLDS
+    seed: int = config.DEFAULT_SEED
+    patience: int = 10               # epochs without a better validation loss before a fold stops
+    validation_share: float = 0.15   # of training speakers (clips under the random protocol)
+
+    def __post_init__(self):
+        from .augment import AUGMENTATIONS
+        from .evaluation import PROTOCOLS
+        from .features import get_pipeline
+        from .models import MODELS, OPTIMIZERS, check_model_features
+
+        if self.model not in BASELINES + tuple(MODELS):
+            raise OptionError(f"Unknown model {self.model!r}: choose one of {', '.join(BASELINES + tuple(MODELS))}.")
+        if not self.features:
+            object.__setattr__(self, "features", MODELS[self.model][1] if self.model in MODELS else "egemaps")
+        object.__setattr__(self, "augmentation", tuple(self.augmentation))
+        kind = get_pipeline(self.features).kind
+        if self.model in MODELS:
+            check_model_features(self.model, kind, self.features)
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.protocol in PROTOCOLS, f"protocol must be one of {', '.join(PROTOCOLS)}"),
+            (set(self.augmentation) <= set(AUGMENTATIONS), f"augmentations are {', '.join(AUGMENTATIONS)}"),
+            (0 < self.learning_rate <= 1, "learning rate must be in (0, 1]"),
+            (1 <= self.batch_size <= 4096, "batch size must be 1 to 4096"),
+            (1 <= self.epochs <= 1000, "epochs must be 1 to 1000"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.folds >= 2, "folds must be 2 or more"),
+            (self.patience >= 1, "patience must be 1 or more"),
+            (0 < self.validation_share < 0.5, "validation share must be in (0, 0.5)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise OptionError(f"Invalid training config: {message}.")
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "augmentation": list(self.augmentation)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise OptionError(f"Unknown training config keys: {', '.join(sorted(unknown))}.")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+        """From a JSON config, or from a model bundle's metadata.json (its "config"): to rerun a model."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise OptionError(f"Cannot read the training config {path}: {error}") from None
+        return cls.from_dict(data.get("config", data) if isinstance(data, dict) else {})
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a run, for live displays.
+
+    kind: "features" (done/total clips), "epoch" (metrics: loss, accuracy, val_loss, val_accuracy),
+    "fold" (a fold's test metrics), "final" (fitting on all clips begins), "done" or "stopped".
+    fold is 0-based; None for the final fit.
     """
-    from .bundles import save_bundle
-    from .classifiers import make_classifier
-    from .evaluation import cross_validate
+
+    kind: str
+    fold: int | None = None
+    folds: int = 0
+    epoch: int | None = None
+    epochs: int | None = None
+    done: int = 0
+    total: int = 0
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainingRun:
+    """A run's outcome: honest figures, the model to keep, and each fit's epoch history."""
+
+    config: TrainConfig
+    labels: list[str]
+    result: EvaluationResult | None
+    model: Any
+    history: dict[str, list[dict]]
+    stopped: bool
+    corpora: list[str]
+    n_clips: int
+    n_speakers: int
+    label_counts: dict[str, int]
+
+
+def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
+          on_event: Callable[[Event], None] | None = None, stop: threading.Event | None = None,
+          n_jobs: int = -1) -> TrainingRun:
+    """Cross-validate `train_config.model` on the catalog under its protocol, then fit it on every clip."""
+    from .evaluation import (compute_metrics, make_splits, normalize_speakers, run_folds, training_rows,
+                             validation_rows)
     from .features import extract_features, get_pipeline, pool
 
+    cfg = train_config or TrainConfig()
+    emit = on_event or (lambda event: None)
+    if catalog.empty:
+        raise OptionError("There are no clips to train on: check the data folder and the corpora chosen.")
+    kind = get_pipeline(cfg.features).kind
+    labels = [label for label in config.LABELS if label in set(catalog["label"])]
+    if len(labels) < 2:
+        raise OptionError("Training needs clips of at least two emotions.")
+
+    def features_progress(stage: str):
+        return lambda done, total: emit(Event("features", done=done, total=total, metrics={"stage": stage}))
+
+    X = extract_features(catalog, cfg.features, n_jobs=n_jobs, progress=features_progress("features"))
+    augmented = {a: extract_features(catalog, cfg.features, augmentation=(a, cfg.seed), n_jobs=n_jobs,
+                                     progress=features_progress(f"augment:{a}")) for a in cfg.augmentation}
+    keras_model = cfg.model not in BASELINES
+    if not keras_model:
+        X, augmented = pool(X, kind), {a: pool(A, kind) for a, A in augmented.items()}
+        kind = "clip"
+    if cfg.speaker_norm:
+        X, augmented = normalize_speakers(X, catalog, augmented, kind)
+    y = catalog["label"].to_numpy()
+    fit = _keras_fitter(cfg, labels, emit, stop) if keras_model else _svm_fitter(cfg)
+    history: dict[str, list[dict]] = {}
+    state = {"model": None, "stopped": False}
+    splits = make_splits(catalog, cfg.protocol, folds=cfg.folds, seed=cfg.seed)
+
+    def fit_rows(rows: np.ndarray, fold: int | None, name: str):
+        fit_part, val_part = (validation_rows(catalog, rows, cfg.protocol, share=cfg.validation_share,
+                                              seed=cfg.seed) if keras_model else (rows, rows[:0]))
+        model, epochs, stopped = fit(training_rows(X, y, fit_part, augmented), (X[val_part], y[val_part]),
+                                     fold, len(splits))
+        history[name] = epochs
+        state.update(model=model, stopped=stopped)
+        return model
+
+    def fit_predict(split, i: int):
+        if stop is not None and stop.is_set():
+            state["stopped"] = True
+            return None
+        model = fit_rows(split.train, i, split.name)
+        if state["stopped"]:
+            return None
+        predicted = _predict_labels(model, X[split.test], labels, keras_model)
+        emit(Event("fold", fold=i, folds=len(splits), metrics=compute_metrics(y[split.test], predicted)))
+        return predicted
+
+    pooled, per_fold = run_folds(catalog, splits, fit_predict)
+    result = None
+    if pooled is not None:
+        result = EvaluationResult(
+            protocol=cfg.protocol, folds=len(splits), corpora=sorted(catalog["corpus"].unique()),
+            features=cfg.features, classifier=cfg.model, seed=cfg.seed, speaker_norm=cfg.speaker_norm,
+            augmentation=list(cfg.augmentation), n_clips=len(catalog), n_speakers=catalog["speaker"].nunique(),
+            pooled=pooled, per_fold=per_fold, complete=len(per_fold) == len(splits))
+    if not state["stopped"]:
+        emit(Event("final", folds=len(splits)))
+        fit_rows(np.arange(len(catalog)), None, "final")
+    emit(Event("stopped" if state["stopped"] else "done", folds=len(splits)))
+    return TrainingRun(config=cfg, labels=labels, result=result, model=state["model"], history=history,
+                       stopped=state["stopped"], corpora=sorted(catalog["corpus"].unique()),
+                       n_clips=len(catalog), n_speakers=int(catalog["speaker"].nunique()),
+                       label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()})
+
+
+def _svm_fitter(cfg: TrainConfig):
+    from .classifiers import make_classifier
+
+    def fit(train, validation, fold, folds):
+        return make_classifier(cfg.model, seed=cfg.seed).fit(*train), [], False
+    return fit
+
+
+def _keras_fitter(cfg: TrainConfig, labels: list[str], emit: Callable[[Event], None],
+                  stop: threading.Event | None):
+    """fit(train, validation, fold, folds) -> (model with its best weights, epoch history, stopped by user)."""
+    from .models import build_model, import_keras, make_optimizer
+
+    keras = import_keras()
+    index = {label: i for i, label in enumerate(labels)}
+
+    class Monitor(keras.callbacks.Callback):
+        """Events per epoch, early stopping on validation loss, best weights kept, Stop between batches."""
+
+        def __init__(self, fold: int | None, folds: int):
+            super().__init__()
+            self.fold, self.folds, self.epochs = fold, folds, []
+            self.best, self.best_weights, self.wait, self.stopped = math.inf, None, 0, False
+
+        def on_train_batch_end(self, batch, logs=None):
+            if stop is not None and stop.is_set():
+                self.model.stop_training = self.stopped = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            metrics = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+            self.epochs.append({"epoch": epoch + 1, **metrics})
+            emit(Event("epoch", fold=self.fold, folds=self.folds, epoch=epoch + 1, epochs=cfg.epochs,
+                       metrics=metrics))
+            if metrics.get("val_loss", math.inf) < self.best:
+                self.best, self.best_weights, self.wait = metrics["val_loss"], self.model.get_weights(), 0
+            else:
+                self.wait += 1
+                if self.wait >= cfg.patience:
+                    self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    def fit(train, validation, fold, folds):
+        keras.utils.set_random_seed(cfg.seed + (0 if fold is None else fold + 1))
+        (X, y), (X_val, y_val) = train, validation
+        model = build_model(cfg.model, X, len(labels), cfg)
+        model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        monitor = Monitor(fold, folds)
+        reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                      patience=max(2, cfg.patience // 3), min_lr=1e-5)
+        codes = np.array([index[label] for label in y])
+        val_codes = np.array([index[label] for label in y_val])
+        model.fit(X.astype(np.float32), codes, validation_data=(X_val.astype(np.float32), val_codes),
+                  epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
+                  callbacks=[monitor, reduce_lr])
+        return model, monitor.epochs, monitor.stopped
+    return fit
+
+
+def _predict_labels(model, X: np.ndarray, labels: list[str], keras_model: bool) -> np.ndarray:
+    if not keras_model:
+        return model.predict(X)
+    probabilities = model.predict(X.astype(np.float32), batch_size=256, verbose=0)
+    return np.asarray(labels)[probabilities.argmax(axis=1)]
+
+
+def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """Save a run's model as a bundle with its config and measured figures.
+
+    Without `out_dir` it goes to the user's models folder, where a shipped model's name is refused.
+    """
+    from .bundles import save_bundle
+    from .features import get_pipeline
+
+    if run.model is None:
+        raise ModelError("This run was stopped before any model was trained: there is nothing to save.")
     if out_dir is None:
         if (config.SHIPPED_MODELS_DIR / name).exists():
             raise ModelError(f"{name!r} is the name of a shipped model: choose another name for yours.")
         target = config.user_models_dir() / name
     else:
         target = Path(out_dir) / name
-
-    pipeline = get_pipeline(features)
-    X = extract_features(catalog, features, n_jobs=n_jobs,
-                         progress=(lambda d, t: progress("features", d, t)) if progress else None)
-    result = cross_validate(X, catalog, classifier=classifier, protocol=protocol, folds=folds, seed=seed,
-                            features=features,
-                            progress=(lambda d, t: progress("folds", d, t)) if progress else None)
-    model = make_classifier(classifier, seed=seed).fit(pool(X, pipeline.kind), catalog["label"].to_numpy())
+    pipeline = get_pipeline(run.config.features)
+    labels = ([str(c) for c in run.model.classes_] if run.config.model in BASELINES else run.labels)
     metadata = {
-        "labels": [str(label) for label in model.classes_],
+        "labels": labels,
         "features": pipeline.to_dict(),
         "sample_rate": pipeline.sample_rate,
-        "classifier": classifier,
-        "training": {"corpora": sorted(catalog["corpus"].unique()), "n_clips": len(catalog),
-                     "n_speakers": int(catalog["speaker"].nunique()), "seed": seed,
-                     "label_counts": {str(k): int(v) for k, v in catalog["label"].value_counts().items()}},
-        "evaluation": result.to_dict(),
+        "window": {"length": config.WINDOW, "hop": config.HOP},
+        "classifier": run.config.model,
+        "speaker_norm": run.config.speaker_norm,
+        "config": run.config.to_dict(),
+        "stopped": run.stopped,
+        "training": {"corpora": run.corpora, "n_clips": run.n_clips, "n_speakers": run.n_speakers,
+                     "label_counts": run.label_counts, "history": run.history},
+        "evaluation": run.result.to_dict() if run.result else None,
     }
-    return save_bundle(target, model, metadata)
+    return save_bundle(target, run.model, metadata)

@@ -15,9 +15,12 @@ from ser_core.corpora import build_catalog
 from ser_core.errors import ModelError
 from ser_core.features import extract_features, get_pipeline
 from ser_core.inference import Predictor
-from ser_core.training import train_baseline
+from ser_core.training import TrainConfig, save_run, train
 from tests.clips import write_clip
 from tests.corpus_trees import EMOTION_VOICE, write_ravdess_tree
+
+
+SVM = TrainConfig(model="svm", features="librosa180")
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +106,13 @@ def test_user_models_never_overwrite_shipped_ones(tmp_path, monkeypatch, fitted,
     with pytest.raises(ModelError, match="shipped"):
         save_bundle(shipped / "default", model, metadata)
     with pytest.raises(ModelError, match="shipped"):
-        train_baseline(build_catalog(corpus), "default", features="librosa180", n_jobs=1)
+        save_run(train(build_catalog(corpus), SVM, n_jobs=1), "default")
     assert [m["source"] for m in list_models()] == ["shipped"]
 
 
 def test_train_then_predict_an_unseen_speaker(tmp_path, corpus):
     catalog = build_catalog(corpus)
-    path = train_baseline(catalog, "pitchy", features="librosa180", folds=2, n_jobs=1)
+    path = save_run(train(catalog, TrainConfig(model="svm", features="librosa180", folds=2), n_jobs=1), "pitchy")
     assert path.parent == config.user_models_dir()
     metadata = json.loads((path / "metadata.json").read_text())
     assert metadata["evaluation"]["protocol"] == "speaker"

@@ -58,7 +58,8 @@ def test_evaluate_reports_its_protocol(data_dir):
 
 
 def test_train_then_predict_files_and_folders(data_dir, tmp_path):
-    trained = ser("train", "--data-dir", data_dir, "--features", "librosa180", "--name", "cli-model",
+    trained = ser("train", "--data-dir", data_dir, "--model", "svm", "--features", "librosa180",
+                  "--name", "cli-model",
                   "--out", tmp_path, "--folds", "2", "--json")
     assert trained.returncode == 0, trained.stderr
     model = json.loads(trained.stdout)["model"]
@@ -79,6 +80,8 @@ def test_train_then_predict_files_and_folders(data_dir, tmp_path):
     (["catalog", "--data-dir", "/nonexistent/place"], "/nonexistent/place"),
     (["evaluate", "--data-dir", "{data}", "--features", "bogus"], "bogus"),
     (["predict", "/nonexistent/clip.wav", "--model", "nope"], "nope"),
+    (["train", "--data-dir", "{data}", "--name", "x", "--model", "cnn2d", "--features", "egemaps"], "logmel"),
+    (["train", "--data-dir", "{data}", "--name", "x", "--config", "/nonexistent/config.json"], "config"),
 ])
 def test_bad_input_is_one_clear_line(args, message, data_dir):
     result = ser(*[arg.replace("{data}", str(data_dir)) for arg in args])
@@ -95,3 +98,24 @@ def test_predict_with_the_default_model(shared_corpora):
     [line] = json_lines(result.stdout)
     assert line["model"] == "egemaps-svm"
     assert sum(line["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_train_a_keras_model_from_a_config_then_classify_a_long_clip(data_dir, tmp_path):
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"model": "lstm_attention", "epochs": 2, "folds": 2, "batch_size": 16}))
+    trained = ser("train", "--data-dir", data_dir, "--config", config_file, "--name", "lstm", "--out", tmp_path,
+                  "--json")
+    assert trained.returncode == 0, trained.stderr
+    record = json.loads(trained.stdout)
+    assert record["evaluation"]["classifier"] == "lstm_attention" and record["evaluation"]["protocol"] == "speaker"
+    assert "fold 2/2: accuracy" in trained.stderr  # progress for the person waiting
+    metadata = json.loads((Path(record["model"]) / "metadata.json").read_text())
+    assert metadata["config"]["model"] == "lstm_attention" and metadata["features"]["name"] == "zcr_rms_mfcc"
+
+    clip = write_clip(tmp_path / "long.wav", duration=7.5, f0=200.0)
+    result = ser("predict", clip, "--model", record["model"], "--timeline", "--window", "3", "--hop", "1.5",
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    [line] = json_lines(result.stdout)
+    assert [(w["start"], w["end"]) for w in line["windows"]] == [(0.0, 3.0), (1.5, 4.5), (3.0, 6.0), (4.5, 7.5)]
+    assert line["summary"]["label"] in metadata["labels"]
