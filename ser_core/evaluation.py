@@ -163,13 +163,13 @@ def validation_rows(catalog: pd.DataFrame, rows: np.ndarray, protocol: str, *, s
     speaker and corpus protocols validation speakers are held out whole, so the choice is speaker-independent.
     """
     rng = np.random.default_rng(seed)
-    if protocol == "random":
+    speakers = catalog["speaker"].to_numpy()[rows]
+    names = np.unique(speakers)
+    if protocol == "random" or len(names) < 2:
+        # One training speaker (TESS: train on one, test on the other): validation clips come from that
+        # speaker; the test fold is still a speaker never seen.
         pick = rng.random(len(rows)) < share
     else:
-        speakers = catalog["speaker"].to_numpy()[rows]
-        names = np.unique(speakers)
-        if len(names) < 2:
-            raise OptionError("Training needs at least two speakers to hold one out for validation.")
         held = rng.choice(names, size=min(len(names) - 1, max(1, round(share * len(names)))), replace=False)
         pick = np.isin(speakers, held)
     return rows[~pick], rows[pick]

@@ -250,7 +250,7 @@ def _keras_fitter(cfg: TrainConfig, labels: list[str], emit: Callable[[Event], N
     def fit(train, validation, fold, folds):
         keras.utils.set_random_seed(cfg.seed + (0 if fold is None else fold + 1))
         (X, y), (X_val, y_val) = train, validation
-        model = build_model(cfg.model, X, len(labels), cfg)
+        model = build_model(cfg.model, X, len(labels), dropout=cfg.dropout)
         model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         monitor = Monitor(fold, folds)
@@ -297,6 +297,10 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
         "window": {"length": config.WINDOW, "hop": config.HOP},
         "classifier": run.config.model,
         "speaker_norm": run.config.speaker_norm,
+        # Input standardisation is part of the model (a Normalization layer, or the pipeline's StandardScaler),
+        # adapted on the training clips; per-speaker statistics come from calibration on the speaker's speech.
+        "normalisation": {"input": "inside the model, from the training clips",
+                          "speaker": "calibrate on the speaker first" if run.config.speaker_norm else "none"},
         "config": run.config.to_dict(),
         "stopped": run.stopped,
         "training": {"corpora": run.corpora, "n_clips": run.n_clips, "n_speakers": run.n_speakers,
