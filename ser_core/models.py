@@ -96,29 +96,28 @@ def _cnn1d(keras, x, dropout: float):
     return L.Flatten()(x)
 
 
-def _cnn1d_deep(keras, x, dropout: float):
-    """Conv1D + BatchNorm + MaxPool over ZCR/RMS/MFCC frames, pooled over time."""
+def _conv_stack(keras, x, dropout: float, dims: int, filters: tuple[int, ...], kernel: int):
+    """Conv + BatchNorm + ReLU + MaxPool blocks (1-D or 2-D), then global average pooling and dropout."""
     L = keras.layers
-    for filters in (64, 128, 128):
-        x = L.Conv1D(filters, 5, padding="same", use_bias=False)(x)
+    conv, pool, average = ((L.Conv1D, L.MaxPooling1D, L.GlobalAveragePooling1D) if dims == 1 else
+                           (L.Conv2D, L.MaxPooling2D, L.GlobalAveragePooling2D))
+    for n in filters:
+        x = conv(n, kernel, padding="same", use_bias=False)(x)
         x = L.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = L.Activation("relu")(x)
-        x = L.MaxPooling1D(2)(x)
-    x = L.GlobalAveragePooling1D()(x)
-    return L.Dropout(dropout)(x)
+        x = pool(2)(x)
+    return L.Dropout(dropout)(average()(x))
+
+
+def _cnn1d_deep(keras, x, dropout: float):
+    """Conv1D + BatchNorm + MaxPool over ZCR/RMS/MFCC frames, pooled over time."""
+    return _conv_stack(keras, x, dropout, dims=1, filters=(64, 128, 128), kernel=5)
 
 
 def _cnn2d(keras, x, dropout: float):
-    """Small 2D-CNN on the log-mel image (mels x frames)."""
-    L = keras.layers
-    x = L.Reshape((*x.shape[1:], 1))(x)
-    for filters in (16, 32, 64):
-        x = L.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = L.BatchNormalization(momentum=BN_MOMENTUM)(x)
-        x = L.Activation("relu")(x)
-        x = L.MaxPooling2D(2)(x)
-    x = L.GlobalAveragePooling2D()(x)
-    return L.Dropout(dropout)(x)
+    """Small 2D-CNN on the log-mel image (mels x frames, read as one channel)."""
+    x = keras.layers.Reshape((*x.shape[1:], 1))(x)
+    return _conv_stack(keras, x, dropout, dims=2, filters=(16, 32, 64), kernel=3)
 
 
 def _lstm_attention(keras, x, dropout: float, units: int = 64):
