@@ -228,11 +228,18 @@ def list_models() -> list[dict]:
                 metadata = _read_metadata(path)
             except ModelError:
                 continue
-            result = (metadata.get("evaluation") or {}).get("pooled") or {}
-            protocol = (metadata.get("evaluation") or {}).get("protocol", "?")
-            summary = (f"{metadata['features']['name']} + {metadata.get('classifier', metadata['kind'])}"
+            evaluation = metadata.get("evaluation") or {}
+            result = evaluation.get("pooled") or {}
+            protocol = evaluation.get("protocol", "?")
+            classifier = metadata.get("classifier", metadata["kind"])
+            summary = (f"{metadata['features']['name']} + {classifier}"
                        + (f", {protocol} protocol: accuracy {result['accuracy']:.1%}, UAR {result['uar']:.1%}"
                           if result else ""))
             found.append({"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
-                          "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL})
+                          "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL,
+                          "model": classifier, "features": metadata["features"]["name"],
+                          "corpora": ", ".join(evaluation.get("corpora", [])), "protocol": protocol,
+                          "folds": evaluation.get("folds"), "accuracy": result.get("accuracy"),
+                          "uar": result.get("uar"), "macro_f1": result.get("macro_f1"),
+                          "created": metadata.get("created")})
     return found

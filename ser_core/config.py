@@ -25,6 +25,8 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3", ".m4a", ".aac", ".webm", ".opus",
 )
 
+MAX_UPLOAD_MB = 50            # the app's upload limit (.streamlit/config.toml server.maxUploadSize)
+
 # Classifying long clips and streams: windows of WINDOW seconds every HOP seconds.
 WINDOW = 3.0
 HOP = 1.0

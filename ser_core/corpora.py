@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import soundfile as sf
 
 from . import config
-from .errors import DatasetError
+from .errors import DatasetError, OptionError
 
 # RAVDESS: MM-VV-EE-II-SS-RR-AA (modality, vocal channel, emotion, intensity, statement, repetition, actor).
 _RAVDESS_NAME = re.compile(r"^0[123]-(0[12])-(0[1-8])-(0[12])-(0[12])-0[12]-(\d\d)$")
@@ -374,6 +375,22 @@ def build_catalog(data_dir: str | os.PathLike | None = None, corpora: Sequence[s
         raise DatasetError(f"None of the {len(rows)} clips found in {scan.root} can be read as audio; "
                            "the data health check lists each file and why.")
     return _frame(usable, CATALOG_COLUMNS)
+
+
+FILTERS: tuple[str, ...] = ("corpus", "label", "speaker", "gender", "intensity", "statement")
+
+
+def select(catalog: pd.DataFrame, **criteria: Sequence) -> pd.DataFrame:
+    """Rows whose columns take one of the given values, e.g. select(c, label=["sad"], gender=["female"]);
+    an empty or missing criterion keeps every row."""
+    unknown = set(criteria) - set(catalog.columns)
+    if unknown:
+        raise OptionError(f"cannot filter on {', '.join(sorted(unknown))}: no such column")
+    keep = np.ones(len(catalog), dtype=bool)
+    for column, values in criteria.items():
+        if values:
+            keep &= catalog[column].isin(list(values)).to_numpy()
+    return catalog[keep]
 
 
 def list_corpora(data_dir: str | os.PathLike | None = None) -> dict[str, int]:

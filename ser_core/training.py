@@ -308,3 +308,40 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
         "evaluation": run.result.to_dict() if run.result else None,
     }
     return save_bundle(target, run.model, metadata)
+
+
+class TrainingJob:
+    """A training run on a background thread, for an app page that redraws while it trains.
+
+    Events accumulate in `events` (read them while it runs); `stop()` asks the run to end between batches;
+    when `done`, `run` holds the TrainingRun or `error` the message of what went wrong.
+    """
+
+    def __init__(self, catalog: pd.DataFrame, train_config: TrainConfig, *, n_jobs: int = -1):
+        self.events: list[Event] = []
+        self.run: TrainingRun | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(catalog, train_config, n_jobs), daemon=True)
+        self._thread.start()
+
+    def _work(self, catalog: pd.DataFrame, train_config: TrainConfig, n_jobs: int) -> None:
+        from .errors import SerError
+
+        try:
+            self.run = train(catalog, train_config, on_event=self.events.append, stop=self._stop, n_jobs=n_jobs)
+        except SerError as error:
+            self.error = str(error)
+        except Exception as error:  # shown to the user as one line, never as a traceback
+            self.error = f"Training failed ({type(error).__name__}: {error})."
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done

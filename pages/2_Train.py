@@ -1,0 +1,153 @@
+"""Train: choose data, features, a model and a protocol; watch it train; read honest results; save it."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app_common import catalog_or_message
+from ser_core import config, plots
+from ser_core.errors import SerError
+
+st.set_page_config(page_title="Train · SER Studio", page_icon="🎙️", layout="wide")
+st.title("Train and evaluate")
+
+
+def show_result(result: dict, key: str) -> None:
+    """Figures of an EvaluationResult (as a dict): the protocol first, always."""
+    pooled = result["pooled"]
+    st.info(f"Protocol: **{result['protocol']}** ({result['description']}), {result['folds']} folds"
+            + ("" if result.get("complete", True) else f", stopped after {len(result['per_fold'])} folds")
+            + f" · {', '.join(result['corpora'])}: {result['n_clips']} clips, {result['n_speakers']} speakers")
+    a, b, c = st.columns(3)
+    a.metric("Accuracy", f"{pooled['accuracy']:.1%}")
+    b.metric("UAR (mean recall)", f"{pooled['uar']:.1%}")
+    c.metric("Macro F1", f"{pooled['macro_f1']:.1%}")
+    left, right = st.columns(2)
+    left.plotly_chart(plots.confusion(pooled), key=f"cm_{key}")
+    right.plotly_chart(plots.confusion(pooled, normalise=True), key=f"cmn_{key}")
+    per_class = pd.DataFrame(pooled["per_class"]).T
+    left.dataframe(per_class.style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.1%}"}))
+    folds = pd.DataFrame([{"fold": f["name"], "accuracy": f["accuracy"], "UAR": f["uar"],
+                           "test speakers": ", ".join(f["test_speakers"])} for f in result["per_fold"]])
+    right.dataframe(folds.style.format({"accuracy": "{:.1%}", "UAR": "{:.1%}"}), hide_index=True)
+
+
+train_tab, models_tab = st.tabs(["Train a model", "Saved models"])
+
+with train_tab:
+    from ser_core.augment import AUGMENTATIONS
+    from ser_core.corpora import select
+    from ser_core.evaluation import PROTOCOL_DESCRIPTIONS
+    from ser_core.models import MODELS, OPTIMIZERS
+    from ser_core.features import PIPELINES
+    from ser_core.training import BASELINES, TrainConfig, TrainingJob, save_run
+
+    clips = catalog_or_message()
+    job = st.session_state.get("job")
+    if clips is not None and (job is None or job.done):
+        with st.form("train"):
+            left, middle, right = st.columns(3)
+            corpora = left.multiselect("Corpora", sorted(clips["corpus"].unique()),
+                                       default=sorted(clips["corpus"].unique()))
+            speakers = left.multiselect("Only these speakers (empty: all)", sorted(clips["speaker"].unique()))
+            model = middle.selectbox("Model", BASELINES + tuple(MODELS), index=0)
+            features = middle.selectbox("Features", ["", *PIPELINES],
+                                        format_func=lambda f: f or "the model's default")
+            protocol = middle.radio("Protocol", list(PROTOCOL_DESCRIPTIONS), format_func=lambda p: p,
+                                    captions=list(PROTOCOL_DESCRIPTIONS.values()))
+            folds = right.number_input("Folds", 2, 24, config.DEFAULT_FOLDS)
+            epochs = right.number_input("Epochs (Keras models)", 1, 500, TrainConfig.epochs)
+            batch_size = right.number_input("Batch size", 1, 1024, TrainConfig.batch_size)
+            learning_rate = right.number_input("Learning rate", 1e-5, 1.0, TrainConfig.learning_rate, format="%.5f")
+            dropout = right.slider("Dropout", 0.0, 0.9, TrainConfig.dropout)
+            optimizer = right.selectbox("Optimizer", OPTIMIZERS)
+            augmentation = left.multiselect("Augmentation (training folds only)", AUGMENTATIONS)
+            speaker_norm = left.checkbox("Per-speaker normalisation")
+            start = st.form_submit_button("Train", type="primary")
+        if start:
+            try:
+                cfg = TrainConfig(model=model, features=features, protocol=protocol, folds=int(folds),
+                                  epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
+                                  dropout=float(dropout), optimizer=optimizer, augmentation=tuple(augmentation),
+                                  speaker_norm=speaker_norm)
+                chosen = select(clips, corpus=corpora, speaker=speakers)
+                if chosen.empty:
+                    raise SerError("No clips match this choice of corpora and speakers.")
+                st.session_state["job"] = TrainingJob(chosen, cfg)
+                st.session_state.pop("saved", None)
+                st.rerun()
+            except SerError as error:
+                st.error(str(error))
+
+    @st.fragment(run_every=1.0)
+    def progress_view() -> None:
+        job = st.session_state.get("job")
+        if job is None:
+            return
+        events = list(job.events)
+        features = [e for e in events if e.kind == "features"]
+        if features and not job.done:
+            last = features[-1]
+            st.progress(last.done / max(last.total, 1), text=f"{last.metrics['stage']}: {last.done}/{last.total} clips")
+        folds_done = [e for e in events if e.kind == "fold"]
+        if folds_done:
+            st.caption(" · ".join(f"fold {e.fold + 1}/{e.folds}: {e.metrics['accuracy']:.1%}" for e in folds_done))
+        if any(e.kind == "epoch" for e in events):
+            left, right = st.columns(2)
+            left.plotly_chart(plots.training_curves(events, "loss"), key="curve_loss")
+            right.plotly_chart(plots.training_curves(events, "accuracy"), key="curve_accuracy")
+        if not job.done:
+            if st.button("Stop", key="stop"):
+                job.stop()
+                st.toast("Stopping after this batch; the best weights so far are kept.")
+        elif st.session_state.get("shown_job") is not job:
+            st.session_state["shown_job"] = job
+            st.rerun()  # a full rerun draws the results and the form again
+
+    progress_view()
+    job = st.session_state.get("job")
+    if job is not None and job.done:
+        if job.error:
+            st.error(job.error)
+        elif job.run is not None:
+            run = job.run
+            if run.stopped:
+                st.warning("Stopped: the figures cover the folds that finished.")
+            if run.result is not None:
+                show_result(run.result.to_dict(), "run")
+            with st.form("save"):
+                name = st.text_input("Save as", value=f"my-{run.config.model}")
+                if st.form_submit_button("Save model"):
+                    try:
+                        st.session_state["saved"] = str(save_run(run, name.strip()))
+                    except SerError as error:
+                        st.error(str(error))
+            if st.session_state.get("saved"):
+                st.success(f"Saved to {st.session_state['saved']}: it is now in the model lists.")
+
+with models_tab:
+    import json
+    from pathlib import Path
+
+    from ser_core.bundles import list_models
+
+    models = list_models()
+    table = pd.DataFrame(models)
+    if table.empty:
+        st.info("No models yet.")
+    else:
+        st.caption("Compare like with like: the same protocol and corpora.")
+        st.dataframe(table[["name", "source", "model", "features", "corpora", "protocol", "folds", "accuracy",
+                            "uar", "macro_f1", "created"]]
+                     .style.format({"accuracy": "{:.1%}", "uar": "{:.1%}", "macro_f1": "{:.1%}"}, na_rep="-"),
+                     hide_index=True)
+        chosen = st.selectbox("Model", models, format_func=lambda m: f"{m['name']} ({m['source']})", key="card")
+        card = Path(chosen["path"]) / "README.md"
+        if card.is_file():
+            with st.expander("Model card", expanded=False):
+                st.markdown(card.read_text())
+        metadata = json.loads((Path(chosen["path"]) / "metadata.json").read_text())
+        if metadata.get("evaluation"):
+            show_result(metadata["evaluation"], "saved")
+        else:
+            st.info("This model was saved without an evaluation.")

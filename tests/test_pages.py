@@ -1,0 +1,154 @@
+"""The Explore, Train and Classify pages, run by Streamlit's AppTest: widgets, uploads, charts, messages."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from streamlit.testing.v1 import AppTest
+
+from tests.clips import voice
+from tests.conftest import PROJECT_ROOT
+from tests.corpus_trees import write_ravdess_tree
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
+    return root
+
+
+def page(name: str, monkeypatch, data_root) -> AppTest:
+    monkeypatch.setenv("SER_DATA_DIR", str(data_root))
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / name), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [fig["layout"].get("title", {}).get("text", "") for fig in figures(at)]
+
+
+def values(data) -> np.ndarray:
+    """A trace's x or y: a list, or Plotly's base64 typed array ({"dtype": ..., "bdata": ...})."""
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+    return np.array([np.nan if v is None else v for v in data], dtype=float)
+
+
+def wav(samples: np.ndarray, sr: int = 16_000) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sr, format="WAV")
+    return buffer.getvalue()
+
+
+def test_explore_filters_and_draws_a_clip(monkeypatch, data_root):
+    at = page("1_Explore.py", monkeypatch, data_root)
+    assert "**48** of 48 clips" in at.markdown[0].value
+    assert "Clips per emotion and corpus" in titles(at)
+    at.sidebar.multiselect(key="filter_label").set_value(["sad"]).run()
+    assert "**12** of 48 clips" in at.markdown[0].value
+    assert "Spectrogram" in titles(at) and "Waveform" in titles(at)
+    for view, title in [("MFCC", "MFCC"), ("Mel spectrogram", "Mel spectrogram"), ("Pitch and energy", "Pitch and energy")]:
+        at.radio(key="view_0").set_value(view).run()
+        assert not at.exception and title in titles(at)
+    pitch = next(fig for fig in figures(at) if fig["layout"]["title"]["text"] == "Pitch and energy")
+    f0 = values(pitch["data"][0]["y"])
+    assert np.isfinite(f0).any() and 70 < np.nanmedian(f0) < 120  # the sad voices of the tree are at 90-110 Hz
+
+
+def test_explore_compares_and_augments(monkeypatch, data_root):
+    at = page("1_Explore.py", monkeypatch, data_root)
+    at.toggle(key="compare").set_value(True).run()
+    assert titles(at).count("Waveform") == 2
+    at.radio(key="augment_kind").set_value("stretch").run()
+    at.slider(key="augment_stretch").set_value(1.25).run()
+    assert not at.exception
+    before = next(f for f in figures(at) if f["layout"]["title"]["text"] == "Original")
+    after = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("stretch"))
+    assert values(after["data"][0]["x"])[-1] < values(before["data"][0]["x"])[-1]  # faster is shorter
+    at.button(key="health").click().run()
+    assert not at.exception and at.text and "4" in at.text[0].value
+
+
+def test_explore_without_data_says_where_to_put_it(monkeypatch, tmp_path):
+    at = page("1_Explore.py", monkeypatch, tmp_path)
+    assert at.info and str(tmp_path) in at.info[0].value
+
+
+def test_classify_shows_probabilities_and_a_timeline(monkeypatch, data_root):
+    at = page("3_Classify.py", monkeypatch, data_root)
+    at.file_uploader[0].upload("short.wav", wav(voice(duration=2.0)), "audio/wav").run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value in {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+    assert "Emotion probabilities" in titles(at) and "Emotions over time" not in titles(at)
+    long_clip = np.concatenate([voice(duration=4.0), np.zeros(4 * 16_000, np.float32), voice(duration=4.0)])
+    at.file_uploader[0].upload("long.wav", wav(long_clip, 16_000), "audio/wav").run()
+    assert not at.exception and "Emotions over time" in titles(at)
+    assert any("windows of 3 s" in caption.value for caption in at.caption)
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "empty"),
+    (b"hello, this is a text file", "not"),
+    (wav(voice(duration=0.2)), "at least 0.5 s"),
+    (wav(np.zeros(16_000, np.float32)), "silent"),
+])
+def test_classify_bad_uploads_get_a_clear_message(monkeypatch, data_root, payload, message):
+    at = page("3_Classify.py", monkeypatch, data_root)
+    at.file_uploader[0].upload("clip.wav", payload, "audio/wav").run()
+    assert not at.exception
+    assert message in at.error[0].value.lower()
+
+
+def wait_for_job(at: AppTest, timeout: float = 240) -> None:
+    job = at.session_state["job"]
+    assert job.wait(timeout), "training did not finish"
+    at.run()
+
+
+def test_train_evaluate_save_and_compare(monkeypatch, data_root):
+    at = page("2_Train.py", monkeypatch, data_root)
+    at.selectbox[1].set_value("librosa180")  # features; the model is the SVM
+    at.number_input[0].set_value(2)          # folds
+    at.button[0].click().run()
+    wait_for_job(at)
+    assert not at.exception and not at.error
+    assert "speaker-independent" in at.info[0].value
+    assert float(at.metric[0].value.rstrip("%")) > 50  # f0 and loudness separate the four emotions
+    assert "Confusion matrix (clips)" in titles(at)
+    at.text_input[0].set_value("my-first-svm")
+    at.button(key="FormSubmitter:save-Save model").click().run()
+    assert "my-first-svm" in at.success[0].value
+    at = page("2_Train.py", monkeypatch, data_root)
+    assert "my-first-svm" in at.dataframe[0].value["name"].tolist()
+
+
+def test_train_a_keras_model_draws_live_curves_and_stops(monkeypatch, data_root):
+    at = page("2_Train.py", monkeypatch, data_root)
+    at.selectbox[0].set_value("mlp")
+    at.selectbox[1].set_value("librosa180")
+    at.number_input[0].set_value(2)
+    at.number_input[1].set_value(200)  # epochs: it will be stopped long before
+    at.number_input[2].set_value(4)    # small batches, so that it is still training when Stop comes
+    at.button[0].click().run()
+    job = at.session_state["job"]
+    deadline = time.time() + 120
+    while not any(e.kind == "epoch" for e in job.events) and time.time() < deadline:
+        time.sleep(0.2)
+    at.run()
+    assert "Loss per epoch" in titles(at)
+    at.button(key="stop").click().run()
+    wait_for_job(at)
+    assert job.run.stopped and not at.exception
+    assert any("Stopped" in w.value for w in at.warning)
