@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_common import predictor
 from ser_core import config
 from ser_core.errors import SerError
-
-MAX_UPLOAD_MB = 200  # Streamlit's default upload limit
 
 st.set_page_config(page_title="SER Studio", page_icon="🎙️", layout="wide")
 
@@ -16,13 +15,6 @@ def found_corpora(root: str) -> dict[str, int]:
     from ser_core.corpora import list_corpora
 
     return list_corpora(root)
-
-
-@st.cache_resource(show_spinner="Loading the model…")
-def predictor(model: str | None):
-    from ser_core.inference import Predictor
-
-    return Predictor.load(model)
 
 
 st.title("SER Studio")
@@ -51,8 +43,10 @@ with right:
     for info in list_models():
         st.write(f"**{info['name']}** ({info['source']}{', default' if info['default'] else ''}): {info['summary']}")
 
+st.caption("Explore the corpora, train and evaluate models, or classify clips in detail: see the pages in the "
+           "sidebar.")
 st.subheader("Classify a clip")
-upload = st.file_uploader(f"WAV, FLAC, MP3, OGG, M4A or WebM, up to {MAX_UPLOAD_MB} MB",
+upload = st.file_uploader(f"WAV, FLAC, MP3, OGG, M4A or WebM, up to {config.MAX_UPLOAD_MB} MB",
                           type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS])
 if upload is not None:
     st.audio(upload)

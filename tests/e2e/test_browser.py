@@ -1,0 +1,126 @@
+"""The app in headless Chromium, used as a person would: real server, real clicks, real clips.
+
+Needs Debian's chromium (the README's test command installs it) and the shared corpora.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+QUIET = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+LABELS = {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_healthy(port: int, timeout: float = 60) -> str:
+    """Poll Streamlit's health endpoint until it answers ok; return the app's URL."""
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return url
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"no Streamlit server answered on port {port}")
+
+
+@pytest.fixture(scope="module")
+def server(shared_corpora, tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: run the README's test command, which installs it")
+    port = free_port()
+    home = tmp_path_factory.mktemp("ser-home")
+    env = {**os.environ, "SER_DATA_DIR": str(shared_corpora), "SER_CACHE_DIR": str(home / "cache"),
+           "SER_USER_MODELS_DIR": str(home / "models")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = wait_until_healthy(port)
+    except TimeoutError:
+        process.kill()
+        pytest.fail("the Streamlit server did not start")
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2400})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    yield page
+    context.close()
+
+
+def test_home_classifies_a_real_clip(server, page, shared_corpora):
+    clip = next((shared_corpora / "tess" / "YAF_angry").glob("*.*"))
+    page.goto(server)
+    page.get_by_text("Classify a clip").wait_for()
+    page.set_input_files('input[type="file"]', str(clip))
+    metric = page.locator('[data-testid="stMetricValue"]')
+    metric.wait_for()
+    assert metric.inner_text().strip() in LABELS
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_explore_shows_a_spectrogram(server, page):
+    page.goto(f"{server}/Explore")
+    page.get_by_role("tab", name="Clips").click()
+    spectrogram = page.locator(".js-plotly-plot:visible", has_text="Spectrogram").first
+    spectrogram.wait_for()
+    assert spectrogram.locator(".hm, .heatmaplayer, image").count() > 0  # the heatmap itself is drawn
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_short_training_draws_curves_and_a_confusion_matrix(server, page):
+    page.goto(f"{server}/Train")
+    form = page.locator('[data-testid="stForm"]').first
+    form.wait_for()
+    # A small slice: four RAVDESS actors, the Keras MLP on eGeMAPS, 2 folds, 3 epochs.
+    speakers = form.locator('[data-testid="stMultiSelect"]').nth(1)
+    for actor in ("ravdess_01", "ravdess_02", "ravdess_03", "ravdess_04"):
+        speakers.locator("input").fill(actor)  # the list is long and virtualised: filter it, then pick
+        page.get_by_role("option", name=actor, exact=True).wait_for()
+        page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    model = form.locator('[data-testid="stSelectbox"]').first
+    model.click()
+    page.get_by_role("option", name="mlp", exact=True).click()
+    form.get_by_label("Folds", exact=True).fill("2")
+    form.get_by_label("Epochs (Keras models)", exact=True).fill("3")
+    form.get_by_role("button", name="Train").click()
+    panel = page.get_by_role("tabpanel", name="Train a model")
+    panel.get_by_text("Loss per epoch").first.wait_for(timeout=300_000)
+    panel.get_by_text("Confusion matrix (clips)").wait_for(timeout=300_000)
+    assert panel.get_by_text("Protocol: speaker").count() > 0
+    assert page.locator('[data-testid="stException"]').count() == 0
