@@ -152,3 +152,14 @@ def test_train_a_keras_model_draws_live_curves_and_stops(monkeypatch, data_root)
     wait_for_job(at)
     assert job.run.stopped and not at.exception
     assert any("Stopped" in w.value for w in at.warning)
+
+
+def test_sessions_do_not_see_each_other(monkeypatch, data_root):
+    first = page("2_Train.py", monkeypatch, data_root)
+    first.selectbox[1].set_value("librosa180")
+    first.number_input[0].set_value(2)
+    first.button[0].click().run()
+    wait_for_job(first)
+    second = page("2_Train.py", monkeypatch, data_root)
+    assert "job" not in second.session_state and not second.metric  # no result of the other session
+    assert second.button[0].label == "Train"
