@@ -161,5 +161,6 @@ def test_sessions_do_not_see_each_other(monkeypatch, data_root):
     first.button[0].click().run()
     wait_for_job(first)
     second = page("2_Train.py", monkeypatch, data_root)
-    assert "job" not in second.session_state and not second.metric  # no result of the other session
+    assert [t.label for t in first.text_input] == ["Save as"]  # the first session has a result to save
+    assert "job" not in second.session_state and not second.text_input  # the second sees none of it
     assert second.button[0].label == "Train"
