@@ -117,12 +117,15 @@ class Predictor:
         """Classify a clip of any length window by window (decoded as it goes, so length is not limited)."""
         from .audio import iter_windows
 
-        windows = iter_windows(source, window, hop, self.pipeline.sample_rate, normalize=True, name=name)
+        windows = iter_windows(source, window, hop, self.pipeline.sample_rate, name=name)
         return self.timeline(windows)
 
     def timeline(self, windows: Iterable[tuple[float, np.ndarray]]) -> Timeline:
-        """Classify (start seconds, samples) windows, such as iter_windows or a live stream gives."""
-        from .audio import is_silent
+        """Classify (start seconds, samples) windows, such as iter_windows or a live stream gives.
+
+        Each voiced window is peak-normalised, as load_audio normalises a whole clip.
+        """
+        from .audio import PEAK_LEVEL, is_silent
 
         sr = self.pipeline.sample_rate
         results = []
@@ -131,7 +134,7 @@ class Predictor:
             if is_silent(y):
                 results.append(WindowPrediction(start, end, SILENCE, {}))
             else:
-                prediction = self.predict_samples(y)
+                prediction = self.predict_samples(y * (PEAK_LEVEL / np.max(np.abs(y))))
                 results.append(WindowPrediction(start, end, prediction.label, prediction.probabilities))
         return Timeline(results, self.labels)
 

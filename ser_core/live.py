@@ -1,0 +1,197 @@
+"""Live classification of a stream (a browser microphone): frames in, a window classified every hop.
+
+The audio callback only converts and buffers (never waits for the model); a worker thread classifies the
+queued windows. When the worker falls behind, the oldest windows are dropped, not queued without bound: a live
+display wants the present. Memory is bounded: about one window of buffer, at most MAX_RECORDING seconds of
+recording.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import queue
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from . import config
+from .inference import SILENCE, Predictor, Timeline, WindowPrediction
+
+MAX_RECORDING = 600.0   # seconds of the session kept for the WAV download
+MAX_PENDING = 2         # windows waiting for the worker before the oldest is dropped
+
+
+def frame_samples(data: np.ndarray, channels: int, *, dtype: str = "s16") -> np.ndarray:
+    """Mono float32 from a PyAV frame's ndarray: packed (1, n * channels) or planar (channels, n); s16 or float."""
+    data = np.asarray(data)
+    scale = 32768.0 if dtype.startswith("s16") else 1.0
+    if data.ndim == 2 and data.shape[0] == 1 and channels > 1:
+        data = data.reshape(-1, channels).T          # packed: interleaved samples
+    mono = data.reshape(channels, -1).astype(np.float32).mean(axis=0) if channels > 1 else data.reshape(-1)
+    return (mono.astype(np.float32) / scale).astype(np.float32)
+
+
+class LiveSession:
+    """One stream's buffers, worker and results; one per browser session."""
+
+    def __init__(self, predictor: Predictor, *, window: float = config.WINDOW, hop: float = config.HOP,
+                 max_pending: int = MAX_PENDING):
+        if not 0 < hop <= window:
+            raise ValueError("window and hop must satisfy 0 < hop <= window")
+        self.predictor, self.window, self.hop = predictor, window, hop
+        self.sr = predictor.pipeline.sample_rate
+        self._size, self._step = int(round(window * self.sr)), int(round(hop * self.sr))
+        self._buffer = np.zeros(0, np.float32)   # the samples from the next window's start on
+        self._buffer_start = 0                   # its first sample's index in the stream (at self.sr)
+        self._next_end = self._size              # where the next window ends
+        self._recording: list[np.ndarray] = []
+        self._recorded = 0
+        self._resampler = None
+        self._in_rate = None
+        self._calibrating: list[np.ndarray] | None = None
+        self._lock = threading.Lock()
+        self._pending: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._results: list[WindowPrediction] = []
+        self.dropped = 0
+        self.level_dbfs = -120.0
+        self.error: str | None = None
+        self._worker = threading.Thread(target=self._work, daemon=True)
+        self._running = True
+        self._worker.start()
+
+    # --- the audio side: called for every frame, never blocks on the model --------------------------------
+
+    def push(self, samples: np.ndarray, sample_rate: int, *, last: bool = False) -> None:
+        """Add mono float32 samples at `sample_rate`; queue a window every hop. `last` flushes the resampler."""
+        import soxr
+
+        if sample_rate != self._in_rate:
+            self._in_rate = sample_rate
+            self._resampler = (None if sample_rate == self.sr else
+                               soxr.ResampleStream(sample_rate, self.sr, 1, dtype="float32"))
+        y = np.asarray(samples, dtype=np.float32)
+        if self._resampler is not None:
+            y = self._resampler.resample_chunk(y, last=last)
+        if not len(y):
+            return
+        with self._lock:
+            self.level_dbfs = float(20 * np.log10(max(float(np.sqrt(np.mean(np.square(y)))), 1e-6)))
+            if self._recorded < MAX_RECORDING * self.sr:
+                self._recording.append(y)
+                self._recorded += len(y)
+            if self._calibrating is not None:
+                self._calibrating.append(y)
+            self._buffer = np.concatenate([self._buffer, y])
+            while self._buffer_start + len(self._buffer) >= self._next_end:
+                begin = self._next_end - self._size - self._buffer_start
+                if self._calibrating is None:  # calibration speech is the speaker's baseline, not classified
+                    self._enqueue(((self._next_end - self._size) / self.sr,
+                                   self._buffer[begin:begin + self._size].copy()))
+                self._next_end += self._step
+            drop = max(0, self._next_end - self._size - self._buffer_start)  # keep from the next window's start
+            self._buffer, self._buffer_start = self._buffer[drop:], self._buffer_start + drop
+
+    def push_frame(self, frame) -> None:
+        """Add a PyAV AudioFrame (what streamlit-webrtc's audio callback receives)."""
+        channels = len(frame.layout.channels)
+        self.push(frame_samples(frame.to_ndarray(), channels, dtype=frame.format.name), frame.sample_rate)
+
+    def _enqueue(self, item) -> None:
+        while True:
+            try:
+                self._pending.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._pending.get_nowait()   # the oldest window is stale now
+                    self._pending.task_done()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    # --- the worker ----------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        from .errors import SerError
+
+        while self._running:
+            try:
+                item = self._pending.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                if item is None:
+                    break
+                [result] = self.predictor.timeline([item]).windows
+                with self._lock:
+                    self._results.append(result)
+            except SerError as error:
+                self.error = str(error)
+            finally:
+                self._pending.task_done()
+
+    def close(self) -> None:
+        """End the stream: the resampler's last samples go in, queued windows are classified, the worker stops."""
+        if self._running:
+            if self._in_rate:
+                self.push(np.zeros(0, np.float32), self._in_rate, last=True)
+            self._pending.put(None)
+            self._worker.join(timeout=30)
+            self._running = False
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued window is classified (for tests and the end of a session)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self._pending.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self._pending.unfinished_tasks
+
+    # --- calibration ---------------------------------------------------------------------------------------
+
+    def start_calibration(self) -> None:
+        """Collect the speaker's neutral speech from now until finish_calibration()."""
+        with self._lock:
+            self._calibrating = []
+
+    def finish_calibration(self) -> int:
+        """Use the speech collected since start_calibration as the speaker's statistics; returns windows used."""
+        with self._lock:
+            audio = np.concatenate(self._calibrating) if self._calibrating else np.zeros(0, np.float32)
+            self._calibrating = None
+        from .audio import is_silent
+
+        windows = [audio[i:i + self._size] for i in range(0, max(0, len(audio) - self._size) + 1, self._step)
+                   if len(audio[i:i + self._size]) >= config.MIN_DURATION * self.sr]
+        voiced = [w for w in windows if not is_silent(w)]
+        self.predictor.calibrate(voiced)
+        return len(voiced)
+
+    # --- what the page shows and downloads -----------------------------------------------------------------
+
+    @property
+    def results(self) -> list[WindowPrediction]:
+        with self._lock:
+            return list(self._results)
+
+    def timeline(self) -> Timeline:
+        return Timeline(self.results, self.predictor.labels)
+
+    def recording_wav(self) -> bytes:
+        from .audio import to_wav_bytes
+
+        with self._lock:
+            audio = np.concatenate(self._recording) if self._recording else np.zeros(0, np.float32)
+        return to_wav_bytes(audio, self.sr)
+
+    def timeline_csv(self) -> str:
+        labels: Sequence[str] = self.predictor.labels
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["start_s", "end_s", "label", *labels])
+        for w in self.results:
+            writer.writerow([f"{w.start:.2f}", f"{w.end:.2f}", w.label,
+                             *[("" if w.label == SILENCE else f"{w.probabilities[label]:.4f}") for label in labels]])
+        return out.getvalue()

@@ -1,0 +1,135 @@
+"""The live pipeline without WebRTC: browser-like frames (48 kHz, stereo s16, 20 ms) in, windows out."""
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_core import config
+from ser_core.corpora import build_catalog
+from ser_core.errors import ModelError
+from ser_core.inference import SILENCE, Predictor
+from ser_core.live import LiveSession, frame_samples
+from ser_core.training import TrainConfig, save_run, train
+from tests.clips import voice
+from tests.corpus_trees import EMOTION_VOICE, write_ravdess_tree
+
+BROWSER_RATE, FRAME = 48_000, 960
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory) -> Predictor:
+    root = tmp_path_factory.mktemp("data")
+    write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4, 5, 6), duration=1.0)
+    run = train(build_catalog(root), TrainConfig(model="svm", features="librosa180", folds=2), n_jobs=1)
+    return Predictor.load(save_run(run, "live", tmp_path_factory.mktemp("models")))
+
+
+def browser_frames(mono: np.ndarray):
+    """What Chromium sends: 20 ms frames of packed stereo s16 at 48 kHz, as PyAV AudioFrames."""
+    pcm = (np.clip(mono, -1, 1) * 32767).astype(np.int16)
+    pcm = np.pad(pcm, (0, (-len(pcm)) % FRAME))
+    for start in range(0, len(pcm), FRAME):
+        block = np.repeat(pcm[start:start + FRAME], 2)[None, :]  # (1, 1920): L R L R ...
+        frame = av.AudioFrame.from_ndarray(block, format="s16", layout="stereo")
+        frame.sample_rate = BROWSER_RATE
+        yield frame
+
+
+def angry_then_silence(seconds_voice=4.0, seconds_silence=4.0) -> np.ndarray:
+    f0, level = EMOTION_VOICE[5]
+    speech = voice(duration=seconds_voice, sr=BROWSER_RATE, f0=f0 * 1.14, level=level, seed=3)
+    return np.concatenate([speech, np.zeros(int(seconds_silence * BROWSER_RATE), np.float32)])
+
+
+def test_frames_are_downmixed_from_packed_stereo():
+    left, right = np.full(960, 1000, np.int16), np.full(960, -1000, np.int16)
+    packed = np.stack([left, right], axis=1).reshape(1, -1)
+    assert np.allclose(frame_samples(packed, 2), 0.0)
+    assert np.allclose(frame_samples(np.stack([left, left], 1).reshape(1, -1), 2), 1000 / 32768)
+
+
+def test_windows_every_hop_with_silence_marked(predictor):
+    session = LiveSession(predictor, window=2.0, hop=1.0, max_pending=100)  # faster than real time: keep all
+    for frame in browser_frames(angry_then_silence()):
+        session.push_frame(frame)
+    session.close()
+    windows = session.results
+    assert [w.start for w in windows] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert all(w.end - w.start == pytest.approx(2.0) for w in windows)
+    assert [w.label for w in windows[:3]] == ["angry"] * 3
+    assert [w.label for w in windows[-3:]] == [SILENCE] * 3  # 4-6, 5-7 and 6-8 s hold no speech
+    summary = session.timeline().summary()
+    assert summary["label"] == "angry" and summary["share"][SILENCE] == pytest.approx(3 / 7)
+
+
+def test_recording_and_timeline_downloads(predictor):
+    session = LiveSession(predictor, window=2.0, hop=1.0, max_pending=100)
+    for frame in browser_frames(angry_then_silence(3.0, 1.0)):
+        session.push_frame(frame)
+    session.close()
+    audio, sr = sf.read(io.BytesIO(session.recording_wav()))
+    assert sr == predictor.pipeline.sample_rate and len(audio) / sr == pytest.approx(4.0, abs=0.05)
+    rows = list(csv.DictReader(io.StringIO(session.timeline_csv())))
+    assert len(rows) == len(session.results) and rows[0]["label"] == "angry"
+    assert float(rows[0]["angry"]) > 0.5
+
+
+def test_a_slow_model_drops_stale_windows_instead_of_queueing(predictor, monkeypatch):
+    original = predictor.predict_samples
+
+    def slow(y):
+        time.sleep(0.3)
+        return original(y)
+
+    monkeypatch.setattr(predictor, "predict_samples", slow)
+    session = LiveSession(predictor, window=1.0, hop=0.1)
+    started = time.perf_counter()
+    for frame in browser_frames(voice(duration=6.0, sr=BROWSER_RATE)):
+        session.push_frame(frame)
+    pushing = time.perf_counter() - started
+    assert pushing < 3.0  # the audio side never waited for the 0.3 s model
+    session.wait_idle()
+    session.close()
+    assert session.dropped > 20 and len(session.results) + session.dropped == 51
+    assert session._pending.qsize() == 0
+
+
+def test_calibration_enables_a_speaker_normalised_model(tmp_path):
+    root = tmp_path / "data"
+    write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
+    run = train(build_catalog(root), TrainConfig(model="svm", features="librosa180", folds=2, speaker_norm=True),
+                n_jobs=1)
+    predictor = Predictor.load(save_run(run, "norm", tmp_path / "models"))
+    session = LiveSession(predictor, window=1.0, hop=0.5, max_pending=100)
+    session.start_calibration()
+    for code in (1, 3, 4, 5):  # the new speaker says something in each of their voices
+        f0, level = EMOTION_VOICE[code]
+        for frame in browser_frames(voice(duration=1.5, sr=BROWSER_RATE, f0=f0 * 1.14, level=level, seed=code)):
+            session.push_frame(frame)
+    assert session.finish_calibration() >= 4
+    assert not predictor.needs_calibration and not session.results  # calibration speech is not classified
+    for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE, f0=EMOTION_VOICE[5][0] * 1.14, seed=9)):
+        session.push_frame(frame)
+    session.close()
+    assert session.error is None and session.results
+
+
+def test_an_uncalibrated_normalised_model_reports_instead_of_crashing(tmp_path):
+    root = tmp_path / "data"
+    write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
+    run = train(build_catalog(root), TrainConfig(model="svm", features="librosa180", folds=2, speaker_norm=True),
+                n_jobs=1)
+    session = LiveSession(Predictor.load(save_run(run, "norm", tmp_path / "models")), window=1.0, hop=1.0)
+    for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE)):
+        session.push_frame(frame)
+    session.wait_idle()
+    session.close()
+    assert "calibrate" in session.error and not session.results
+    with pytest.raises(ModelError):
+        session.predictor.predict_samples(voice(duration=1.0))
