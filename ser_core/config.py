@@ -45,6 +45,25 @@ DEFAULT_MODEL = "egemaps-svm"   # folder under models/ used when no model is nam
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
 
 
+ICE_SERVERS_ENV = "SER_ICE_SERVERS"  # JSON list of STUN/TURN servers for the live page, e.g. [{"urls": "stun:..."}]
+
+
+def ice_servers() -> list[dict]:
+    """WebRTC ICE servers from $SER_ICE_SERVERS; none by default, which works when browser and server share a
+    machine. Across a network a user needs a STUN server, and behind strict NATs a TURN server."""
+    import json
+
+    raw = os.environ.get(ICE_SERVERS_ENV, "").strip()
+    if not raw:
+        return []
+    try:
+        servers = json.loads(raw)
+    except ValueError:
+        raise ValueError(f"${ICE_SERVERS_ENV} is not valid JSON: expected a list like "
+                         '[{"urls": "stun:stun.example.org:3478"}]') from None
+    return servers if isinstance(servers, list) else [servers]
+
+
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     """The data root: the argument, then $SER_DATA_DIR, then data/ in the project."""
     if data_dir:

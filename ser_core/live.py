@@ -140,6 +140,10 @@ class LiveSession:
             self._worker.join(timeout=30)
             self._running = False
 
+    @property
+    def closed(self) -> bool:
+        return not self._running
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until every queued window is classified (for tests and the end of a session)."""
         import time

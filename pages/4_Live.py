@@ -1,0 +1,115 @@
+"""Live: speak into the microphone and watch the emotion of the last few seconds, then read a summary."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app_common import model_picker, predictor
+from ser_core import config, plots
+from ser_core.errors import SerError
+
+st.set_page_config(page_title="Live · SER Studio", page_icon="🎙️", layout="wide")
+st.title("Live microphone")
+st.caption("Speak for a few seconds: every hop, the last window of speech is classified. Windows without speech "
+           "are shown as silence. Your audio stays on this server and is never stored unless you download it.")
+
+from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
+
+from ser_core.live import LiveSession  # noqa: E402
+
+model_path = model_picker(key="live_model")
+left, right = st.columns(2)
+window = left.slider("Window (s)", 1.0, 6.0, config.WINDOW, 0.5, key="live_window")
+hop = right.slider("Hop (s)", 0.25, 2.0, 0.5, 0.25, key="live_hop")
+if model_path is None:
+    st.stop()
+try:
+    model = predictor(model_path)
+    ice = config.ice_servers()
+except (SerError, ValueError) as error:
+    st.error(str(error))
+    st.stop()
+
+def new_session(previous: LiveSession | None = None) -> LiveSession:
+    """A fresh stream; it keeps the previous stream's calibration (the same speaker at this browser)."""
+    from copy import copy
+
+    # A copy of the shared predictor: calibration belongs to this browser session only.
+    return LiveSession(previous.predictor if previous else copy(model), window=window, hop=hop)
+
+
+# The audio callback runs on another thread and outlives reruns: it reads the session through this holder,
+# which is per browser session, so a new session (new settings, a new START) takes effect at once.
+holder = st.session_state.setdefault("live_holder", {})
+settings = (model_path, window, hop)
+if holder.get("settings") != settings:
+    if holder.get("session") is not None:
+        holder["session"].close()
+    holder.update(session=new_session(), settings=settings)
+live: LiveSession = holder["session"]
+
+if live.predictor.bundle.metadata.get("speaker_norm"):
+    st.info("This model compares your voice with your own neutral speech: calibrate first.")
+    a, b = st.columns(2)
+    if a.button("Start calibration (speak neutrally for 5-10 s)", key="calibrate_start"):
+        live.start_calibration()
+    if b.button("Finish calibration", key="calibrate_end"):
+        try:
+            st.success(f"Calibrated on {live.finish_calibration()} windows of your speech.")
+        except SerError as error:
+            st.error(str(error))
+
+
+def on_audio(frame):
+    holder["session"].push_frame(frame)
+    return frame
+
+
+context = webrtc_streamer(
+    key="live-microphone", mode=WebRtcMode.SENDONLY, audio_frame_callback=on_audio,
+    media_stream_constraints={"audio": {"echoCancellation": False, "noiseSuppression": False,
+                                        "autoGainControl": False}, "video": False},
+    rtc_configuration={"iceServers": ice})
+with st.expander("Using it from another computer"):
+    st.markdown(f"On one machine no extra servers are needed. Across a network, the browser and this server must "
+                f"reach each other: set `{config.ICE_SERVERS_ENV}` to a JSON list of STUN (and, behind strict "
+                "firewalls, TURN) servers, and open the app over HTTPS, which browsers require for a microphone.")
+
+
+@st.fragment(run_every=0.5)
+def live_view() -> None:
+    playing = context.state.playing
+    live = holder["session"]
+    if playing and live.closed:  # START again after a finished session: begin a new one
+        live = holder["session"] = new_session(live)
+    if not playing and not live.closed and live.results:
+        live.close()  # the stream stopped: classify what is queued, stop the worker
+    results = live.results
+    if live.error:
+        st.error(live.error)
+    if playing:
+        st.progress(min(1.0, max(0.0, (live.level_dbfs + 60) / 60)), text=f"input level {live.level_dbfs:.0f} dBFS")
+    if results:
+        last = results[-1]
+        if last.probabilities:
+            st.metric("Now", last.label, f"{last.probabilities[last.label]:.0%}", delta_color="off")
+            st.plotly_chart(plots.probabilities(last.probabilities, "Last window"), key="live_bars")
+        else:
+            st.metric("Now", "silence")
+        st.plotly_chart(plots.timeline(results[-60:], live.predictor.labels), key="live_timeline")
+        if live.dropped:
+            st.caption(f"{live.dropped} windows skipped to keep up.")
+    elif playing:
+        st.caption(f"Listening… the first result comes after {live.window:g} s.")
+    if not playing and results:
+        summary = live.timeline().summary()
+        st.subheader("Session summary")
+        st.write(f"Mostly **{summary['label'] or 'silence'}** over {summary['windows']} windows "
+                 f"({summary['voiced']} with speech).")
+        if summary["mean"]:
+            st.plotly_chart(plots.probabilities(summary["mean"], "Mean probabilities"), key="live_mean")
+        a, b = st.columns(2)
+        a.download_button("Recording (WAV)", live.recording_wav(), "live-session.wav", "audio/wav")
+        b.download_button("Timeline (CSV)", live.timeline_csv(), "live-timeline.csv", "text/csv")
+
+
+live_view()
