@@ -11,6 +11,8 @@ import csv
 import io
 import queue
 import threading
+import time
+from collections import deque
 from typing import Sequence
 
 import numpy as np
@@ -54,6 +56,7 @@ class LiveSession:
         self._pending: queue.Queue = queue.Queue(maxsize=max_pending)
         self._results: list[WindowPrediction] = []
         self.dropped = 0
+        self.latencies: deque[float] = deque(maxlen=1000)  # seconds from a window's last sample to its result
         self.level_dbfs = -120.0
         self.error: str | None = None
         self._worker = threading.Thread(target=self._work, daemon=True)
@@ -87,7 +90,7 @@ class LiveSession:
                 begin = self._next_end - self._size - self._buffer_start
                 if self._calibrating is None:  # calibration speech is the speaker's baseline, not classified
                     self._enqueue(((self._next_end - self._size) / self.sr,
-                                   self._buffer[begin:begin + self._size].copy()))
+                                   self._buffer[begin:begin + self._size].copy(), time.monotonic()))
                 self._next_end += self._step
             drop = max(0, self._next_end - self._size - self._buffer_start)  # keep from the next window's start
             self._buffer, self._buffer_start = self._buffer[drop:], self._buffer_start + drop
@@ -123,9 +126,11 @@ class LiveSession:
             try:
                 if item is None:
                     break
-                [result] = self.predictor.timeline([item]).windows
+                start, samples, queued = item
+                [result] = self.predictor.timeline([(start, samples)]).windows
                 with self._lock:
                     self._results.append(result)
+                    self.latencies.append(time.monotonic() - queued)
             except SerError as error:
                 self.error = str(error)
             finally:
@@ -143,15 +148,6 @@ class LiveSession:
     @property
     def closed(self) -> bool:
         return not self._running
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued window is classified (for tests and the end of a session)."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while self._pending.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return not self._pending.unfinished_tasks
 
     # --- calibration ---------------------------------------------------------------------------------------
 

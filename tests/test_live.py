@@ -94,7 +94,6 @@ def test_a_slow_model_drops_stale_windows_instead_of_queueing(predictor, monkeyp
         session.push_frame(frame)
     pushing = time.perf_counter() - started
     assert pushing < 3.0  # the audio side never waited for the 0.3 s model
-    session.wait_idle()
     session.close()
     assert session.dropped > 20 and len(session.results) + session.dropped == 51
     assert session._pending.qsize() == 0
@@ -128,7 +127,6 @@ def test_an_uncalibrated_normalised_model_reports_instead_of_crashing(tmp_path):
     session = LiveSession(Predictor.load(save_run(run, "norm", tmp_path / "models")), window=1.0, hop=1.0)
     for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE)):
         session.push_frame(frame)
-    session.wait_idle()
     session.close()
     assert "calibrate" in session.error and not session.results
     with pytest.raises(ModelError):

@@ -1,0 +1,84 @@
+"""One live-microphone session in headless Chromium, run inside a loopback-only network namespace.
+
+    python tests/e2e/live_session.py OUT.json CLIP.wav [CLIP2.wav ...]
+
+Starts the app, opens one browser context per clip (each clip is that browser's fake microphone), presses
+START in each, reads the "Now" emotion off each page for a while, presses STOP, reads the summary, and writes
+what each page showed to OUT.json. See ../shared/notes/browser-and-webrtc-testing.md for why it runs this way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.test_browser import QUIET, free_port, wait_until_healthy  # noqa: E402
+
+LISTEN_SECONDS = 12
+
+
+def main(out: str, clips: list[str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    home = tempfile.mkdtemp()
+    env = {**os.environ, "SER_CACHE_DIR": f"{home}/cache", "SER_USER_MODELS_DIR": f"{home}/models"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = []
+    try:
+        url = wait_until_healthy(port)
+        with sync_playwright() as playwright:
+            browsers, pages = [], []
+            for clip in clips:  # one browser per clip: the fake microphone is a launch flag
+                browser = playwright.chromium.launch(
+                    executable_path=shutil.which("chromium"),
+                    args=[*QUIET, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                          f"--use-file-for-fake-audio-capture={clip}", "--allow-loopback-in-peer-connection",
+                          "--disable-features=WebRtcHideLocalIpsWithMdns"])
+                context = browser.new_context(permissions=["microphone"], viewport={"width": 1400, "height": 2400})
+                page = context.new_page()
+                page.set_default_timeout(120_000)
+                page.goto(f"{url}/Live")
+                page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").wait_for()
+                browsers.append(browser)
+                pages.append(page)
+            for page in pages:
+                page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").click()
+            seen = [[] for _ in pages]
+            deadline = time.time() + LISTEN_SECONDS + 20
+            while time.time() < deadline and min(len(s) for s in seen) < LISTEN_SECONDS * 2:
+                for page, labels in zip(pages, seen):
+                    metric = page.locator('[data-testid="stMetricValue"]')
+                    if metric.count():
+                        labels.append(metric.first.inner_text().strip())
+                time.sleep(0.5)
+            for page in pages:
+                page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="STOP").click()
+            for page, labels in zip(pages, seen):
+                summary = page.get_by_text("Session summary")
+                summary.wait_for(timeout=60_000)
+                mostly = page.get_by_text("Mostly").first.inner_text()
+                downloads = page.get_by_role("button", name="Recording (WAV)").count()
+                errors = page.locator('[data-testid="stException"]').count()
+                results.append({"now": labels, "summary": mostly, "downloads": downloads, "exceptions": errors})
+            for browser in browsers:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+        Path(out).write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
