@@ -106,7 +106,11 @@ def live_view() -> None:
         st.write(f"Mostly **{summary['label'] or 'silence'}** over {summary['windows']} windows "
                  f"({summary['voiced']} with speech).")
         if summary["mean"]:
-            st.plotly_chart(plots.probabilities(summary["mean"], "Mean probabilities"), key="live_mean")
+            a, b = st.columns(2)
+            a.plotly_chart(plots.probabilities(summary["mean"], "Mean probabilities"), key="live_mean")
+            b.plotly_chart(plots.probabilities(summary["share"], "Share of time as the top emotion"),
+                           key="live_share")
+            st.caption(f"Silence: {summary['share'].get('silence', 0):.0%} of the windows.")
         a, b = st.columns(2)
         a.download_button("Recording (WAV)", live.recording_wav(), "live-session.wav", "audio/wav")
         b.download_button("Timeline (CSV)", live.timeline_csv(), "live-timeline.csv", "text/csv")

@@ -12,6 +12,7 @@ import io
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Sequence
 
@@ -59,7 +60,9 @@ class LiveSession:
         self.latencies: deque[float] = deque(maxlen=1000)  # seconds from a window's last sample to its result
         self.level_dbfs = -120.0
         self.error: str | None = None
-        self._worker = threading.Thread(target=self._work, daemon=True)
+        # The worker holds the session weakly: when a browser session ends (a reload, a closed tab) and its
+        # LiveSession is collected, the worker ends too; nothing is left running.
+        self._worker = threading.Thread(target=_work, args=(weakref.ref(self), self._pending), daemon=True)
         self._running = True
         self._worker.start()
 
@@ -114,27 +117,6 @@ class LiveSession:
                     pass
 
     # --- the worker ----------------------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        from .errors import SerError
-
-        while self._running:
-            try:
-                item = self._pending.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            try:
-                if item is None:
-                    break
-                start, samples, queued = item
-                [result] = self.predictor.timeline([(start, samples)]).windows
-                with self._lock:
-                    self._results.append(result)
-                    self.latencies.append(time.monotonic() - queued)
-            except SerError as error:
-                self.error = str(error)
-            finally:
-                self._pending.task_done()
 
     def close(self) -> None:
         """End the stream: the resampler's last samples go in, queued windows are classified, the worker stops."""
@@ -195,3 +177,30 @@ class LiveSession:
             writer.writerow([f"{w.start:.2f}", f"{w.end:.2f}", w.label,
                              *[("" if w.label == SILENCE else f"{w.probabilities[label]:.4f}") for label in labels]])
         return out.getvalue()
+
+
+def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None:
+    """The worker: classify queued windows until the session closes or is collected."""
+    from .errors import SerError
+
+    while True:
+        try:
+            item = pending.get(timeout=0.5)
+        except queue.Empty:
+            if session_ref() is None:
+                return
+            continue
+        session = session_ref()
+        try:
+            if item is None or session is None:
+                return
+            start, samples, queued = item
+            [result] = session.predictor.timeline([(start, samples)]).windows
+            with session._lock:
+                session._results.append(result)
+                session.latencies.append(time.monotonic() - queued)
+        except SerError as error:
+            session.error = str(error)
+        finally:
+            pending.task_done()
+            del session

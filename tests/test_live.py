@@ -131,3 +131,14 @@ def test_an_uncalibrated_normalised_model_reports_instead_of_crashing(tmp_path):
     assert "calibrate" in session.error and not session.results
     with pytest.raises(ModelError):
         session.predictor.predict_samples(voice(duration=1.0))
+
+
+def test_a_forgotten_session_leaves_nothing_running(predictor):
+    import gc
+
+    session = LiveSession(predictor)
+    worker = session._worker
+    del session  # a page reload: the browser session and its LiveSession are gone
+    gc.collect()
+    worker.join(timeout=5)
+    assert not worker.is_alive()
