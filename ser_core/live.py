@@ -84,7 +84,7 @@ class LiveSession:
         with self._lock:
             self.level_dbfs = float(20 * np.log10(max(float(np.sqrt(np.mean(np.square(y)))), 1e-6)))
             if self._recorded < MAX_RECORDING * self.sr:
-                self._recording.append(y)
+                self._recording.append((np.clip(y, -1, 1) * 32767).astype(np.int16))  # half of float32
                 self._recorded += len(y)
             if self._calibrating is not None:
                 self._calibrating.append(y)
@@ -165,8 +165,8 @@ class LiveSession:
         from .audio import to_wav_bytes
 
         with self._lock:
-            audio = np.concatenate(self._recording) if self._recording else np.zeros(0, np.float32)
-        return to_wav_bytes(audio, self.sr)
+            audio = np.concatenate(self._recording) if self._recording else np.zeros(0, np.int16)
+        return to_wav_bytes(audio.astype(np.float32) / 32767, self.sr)
 
     def timeline_csv(self) -> str:
         labels: Sequence[str] = self.predictor.labels

@@ -69,6 +69,7 @@ def main(out: str, clips: list[str]) -> None:
                 summary = page.get_by_text("Session summary")
                 summary.wait_for(timeout=60_000)
                 mostly = page.get_by_text("Mostly").first.inner_text()
+                page.get_by_role("button", name="Timeline (CSV)").wait_for(timeout=30_000)
                 downloads = page.get_by_role("button", name="Recording (WAV)").count()
                 errors = page.locator('[data-testid="stException"]').count()
                 results.append({"now": labels, "summary": mostly, "downloads": downloads, "exceptions": errors})
