@@ -22,7 +22,8 @@ from ser_core import config  # noqa: E402
 from tests.e2e.test_browser import QUIET, free_port, wait_until_healthy  # noqa: E402
 
 PAGES = [("home", "", "Classify a clip"), ("Explore", "Explore", "Clips per emotion and corpus"),
-         ("Train", "Train", "Saved models"), ("Classify", "Classify", "Classify a clip")]
+         ("Train", "Train", "Saved models"), ("Classify", "Classify", "Classify a clip"),
+         ("Live", "Live", "Live microphone")]
 
 
 def main() -> None:
