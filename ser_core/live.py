@@ -111,12 +111,11 @@ class LiveSession:
             except queue.Full:
                 try:
                     self._pending.get_nowait()   # the oldest window is stale now
-                    self._pending.task_done()
                     self.dropped += 1
                 except queue.Empty:
                     pass
 
-    # --- the worker ----------------------------------------------------------------------------------------
+    # --- the end of a stream ---------------------------------------------------------------------------------
 
     def close(self) -> None:
         """End the stream: the resampler's last samples go in, queued windows are classified, the worker stops."""
@@ -201,6 +200,4 @@ def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None
                 session.latencies.append(time.monotonic() - queued)
         except SerError as error:
             session.error = str(error)
-        finally:
-            pending.task_done()
-            del session
+        del session  # hold it only while classifying, so that a forgotten session can be collected
