@@ -56,3 +56,18 @@ def model_picker(label: str = "Model", key: str | None = None) -> str | None:
                           format_func=lambda m: f"{m['name']} ({m['source']}{', default' if m['default'] else ''})")
     st.caption(choice["summary"])
     return choice["path"]
+
+
+def audio_uploader(key: str | None = None):
+    """The one upload box: the formats SER Studio reads and the size limit, stated."""
+    return st.file_uploader(f"WAV, FLAC, MP3, OGG, M4A or WebM, up to {config.MAX_UPLOAD_MB} MB",
+                            type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS], key=key)
+
+
+def show_prediction(prediction, container=st) -> None:
+    """The top emotion and every emotion's probability."""
+    from ser_core import plots
+
+    top = prediction.probabilities[prediction.label]
+    container.metric("Emotion", prediction.label, f"{top:.0%} probability", delta_color="off", delta_arrow="off")
+    container.plotly_chart(plots.probabilities(prediction.probabilities))

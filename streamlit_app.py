@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_common import predictor
+from app_common import audio_uploader, predictor, show_prediction
 from ser_core import config
 from ser_core.errors import SerError
 
@@ -46,8 +46,7 @@ with right:
 st.caption("Explore the corpora, train and evaluate models, or classify clips in detail: see the pages in the "
            "sidebar.")
 st.subheader("Classify a clip")
-upload = st.file_uploader(f"WAV, FLAC, MP3, OGG, M4A or WebM, up to {config.MAX_UPLOAD_MB} MB",
-                          type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS])
+upload = audio_uploader()
 if upload is not None:
     st.audio(upload)
     try:
@@ -55,5 +54,4 @@ if upload is not None:
     except SerError as error:
         st.error(str(error))
     else:
-        st.metric("Emotion", prediction.label, f"{prediction.probabilities[prediction.label]:.0%} probability")
-        st.bar_chart(prediction.probabilities, horizontal=True)
+        show_prediction(prediction)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_common import model_picker, predictor
+from app_common import audio_uploader, model_picker, predictor, show_prediction
 from ser_core import config, plots
 from ser_core.errors import SerError
 
@@ -11,10 +11,9 @@ st.set_page_config(page_title="Classify · SER Studio", page_icon="🎙️", lay
 st.title("Classify a clip")
 
 model_path = model_picker()
-upload = st.file_uploader(f"WAV, FLAC, MP3, OGG, M4A or WebM, up to {config.MAX_UPLOAD_MB} MB",
-                          type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS])
+upload = audio_uploader()
 if upload is not None and model_path is not None:
-    from ser_core.audio import load_audio
+    from ser_core.audio import load_audio, windows_of
 
     try:
         model = predictor(model_path)
@@ -22,15 +21,13 @@ if upload is not None and model_path is not None:
         y = load_audio(upload, sr=sr, name=upload.name)
         prediction = model.predict_samples(y)
         long_clip = len(y) / sr > config.WINDOW
-        timeline = model.predict_windows(upload, name=upload.name) if long_clip else None
+        timeline = model.timeline(windows_of(y, sr, config.WINDOW, config.HOP)) if long_clip else None
     except SerError as error:
         st.error(str(error))
     else:
         st.audio(upload)
-        top = prediction.probabilities[prediction.label]
-        st.metric("Emotion", prediction.label, f"{top:.0%} probability", delta_color="off")
         left, right = st.columns(2)
-        left.plotly_chart(plots.probabilities(prediction.probabilities))
+        show_prediction(prediction, left)
         right.plotly_chart(plots.waveplot(y, sr))
         if timeline is not None:
             summary = timeline.summary()

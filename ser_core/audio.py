@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,28 +141,46 @@ def iter_windows(source: AudioSource, window: float = 3.0, hop: float = 1.0,
     load_audio errors for empty, non-audio and damaged input (a file damaged midway raises
     CorruptAudioError after the windows before the damage).
     """
+    inp = _resolve(source, name)
+    with _decoder(inp) as (info, blocks):
+        chunks = _resampled(blocks, info.sample_rate, sr)
+        total, covered = yield from _windowed(chunks, sr, window, hop, normalize)
+    if not covered and not total:
+        raise EmptyAudioError(f"{inp.name}: this file holds no audio samples. "
+                              "Choose a recording that has sound in it.")
+    if not covered and total < math.ceil(MIN_DURATION * sr):
+        raise TooShortError(f"{inp.name}: this clip is {total / sr:.2f} s long; at least "
+                            f"{MIN_DURATION:g} s is needed. Choose a longer recording.")
+
+
+def windows_of(y: np.ndarray, sr: int = SAMPLE_RATE, window: float = 3.0, hop: float = 1.0, *,
+               normalize: bool = False) -> Iterator[tuple[float, np.ndarray]]:
+    """The windows iter_windows would give, of samples already decoded (load_audio's output)."""
+    yield from _windowed([np.asarray(y, dtype=np.float32)], sr, window, hop, normalize)
+
+
+def _windowed(chunks: Iterable[np.ndarray], sr: int, window: float, hop: float,
+              normalize: bool) -> Iterator[tuple[float, np.ndarray]]:
+    """Windows of `window` s every `hop` s over consecutive chunks, and a shorter last one (see iter_windows).
+
+    Returns (samples seen, samples covered by yielded windows), for the caller's errors.
+    """
     if not 0 < hop <= window:
         raise OptionError(f"window and hop must satisfy 0 < hop <= window (got window "
                           f"{window:g} s, hop {hop:g} s). Choose a hop no longer than the window.")
     size, step, shortest = round(window * sr), round(hop * sr), math.ceil(MIN_DURATION * sr)
-    inp = _resolve(source, name)
-    with _decoder(inp) as (info, blocks):
-        buffer, start, covered = np.zeros(0, np.float32), 0, 0
-        for chunk in _resampled(blocks, info.sample_rate, sr):
-            buffer = np.concatenate([buffer, chunk])
-            while len(buffer) >= size:
-                yield start / sr, _scaled(buffer[:size].copy(), normalize)
-                covered = start + size
-                buffer, start = buffer[step:], start + step
+    buffer, start, covered = np.zeros(0, np.float32), 0, 0
+    for chunk in chunks:
+        buffer = np.concatenate([buffer, chunk])
+        while len(buffer) >= size:
+            yield start / sr, _scaled(buffer[:size].copy(), normalize)
+            covered = start + size
+            buffer, start = buffer[step:], start + step
     total = start + len(buffer)
     if total > covered and len(buffer) >= shortest:
         yield start / sr, _scaled(buffer, normalize)
-    elif not covered:
-        if not total:
-            raise EmptyAudioError(f"{inp.name}: this file holds no audio samples. "
-                                  "Choose a recording that has sound in it.")
-        raise TooShortError(f"{inp.name}: this clip is {total / sr:.2f} s long; at least "
-                            f"{MIN_DURATION:g} s is needed. Choose a longer recording.")
+        covered = total
+    return total, covered
 
 
 def is_silent(y: np.ndarray, threshold_dbfs: float = SILENCE_DBFS) -> bool:
