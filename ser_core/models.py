@@ -70,6 +70,9 @@ def import_keras():
     """Keras on the TensorFlow backend, quiet: imported on first use only."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # openSMILE's native library must be loaded before TensorFlow's: loaded after it, every eGeMAPS
+    # extraction in this process corrupts the heap (malloc aborts), e.g. classifying after training a model.
+    import opensmile  # noqa: F401
     import keras
 
     return keras

@@ -170,3 +170,16 @@ def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
     run = train(catalog, TrainConfig(model="mlp", features="egemaps", folds=4, epochs=40))
     assert run.result.protocol == "speaker" and run.result.n_speakers == 8
     assert run.result.pooled["accuracy"] > 0.25  # chance is 12.5% over 8 emotions
+
+
+def test_egemaps_still_works_after_tensorflow_is_loaded():
+    """The app trains a Keras model, then classifies with the eGeMAPS default model, in one process."""
+    import subprocess
+    import sys
+
+    script = ("from ser_core.models import import_keras; import_keras(); import tensorflow; "
+              "from ser_core.features import extract; from tests.clips import voice; "
+              "print(extract(voice(duration=2.0), 16000, 'egemaps').shape)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0 and result.stdout.strip() == "(88,)", result.stderr[-2000:]
