@@ -176,12 +176,13 @@ def validation_rows(catalog: pd.DataFrame, rows: np.ndarray, protocol: str, *, s
 
 
 def run_folds(catalog: pd.DataFrame, splits: Sequence[Split],
-              fit_predict: Callable[[Split, int], np.ndarray | None],
-              progress: Callable[[int, int], None] | None = None) -> tuple[dict | None, list[dict]]:
+              fit_predict: Callable[[Split, int], np.ndarray | None], *,
+              on_fold: Callable[[int, int, dict], None] | None = None, **how) -> EvaluationResult | None:
     """Fit and test on every split; `fit_predict(split, i)` returns the labels predicted for split.test.
 
-    It may return None to stop early (a user pressed Stop): the figures then cover the folds done.
-    Returns the metrics pooled over folds (None if no fold finished) and each fold's metrics.
+    It may return None to stop early (a user pressed Stop): the result then covers the folds done (None if
+    none finished). `on_fold(i, n_splits, metrics)` hears of each finished fold; `how` names what was
+    evaluated (protocol, features, classifier, seed, speaker_norm, augmentation), as EvaluationResult records.
     """
     labels, speakers = catalog["label"].to_numpy(), catalog["speaker"].to_numpy()
     truth, predicted, per_fold = [], [], []
@@ -195,10 +196,14 @@ def run_folds(catalog: pd.DataFrame, splits: Sequence[Split],
         per_fold.append(fold)
         truth.append(labels[split.test])
         predicted.append(fold_pred)
-        if progress:
-            progress(i + 1, len(splits))
-    pooled = compute_metrics(np.concatenate(truth), np.concatenate(predicted)) if truth else None
-    return pooled, per_fold
+        if on_fold:
+            on_fold(i, len(splits), fold)
+    if not truth:
+        return None
+    return EvaluationResult(
+        folds=len(splits), corpora=sorted(catalog["corpus"].unique()), n_clips=len(catalog),
+        n_speakers=int(catalog["speaker"].nunique()), complete=len(per_fold) == len(splits),
+        pooled=compute_metrics(np.concatenate(truth), np.concatenate(predicted)), per_fold=per_fold, **how)
 
 
 def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "svm",
@@ -230,12 +235,10 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
         return model.predict(X[split.test])
 
     splits = make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)
-    pooled, per_fold = run_folds(catalog, splits, fit_predict, progress)
-    return EvaluationResult(
-        protocol=protocol, folds=len(splits), corpora=sorted(catalog["corpus"].unique()),
-        features=features, classifier=classifier, seed=seed, speaker_norm=speaker_norm,
-        augmentation=list(augmented), n_clips=len(catalog), n_speakers=catalog["speaker"].nunique(),
-        pooled=pooled, per_fold=per_fold)
+    return run_folds(catalog, splits, fit_predict,
+                     on_fold=(lambda i, n, _: progress(i + 1, n)) if progress else None,
+                     protocol=protocol, features=features, classifier=classifier, seed=seed,
+                     speaker_norm=speaker_norm, augmentation=list(augmented))
 
 
 def normalize_speakers(X: np.ndarray, catalog: pd.DataFrame, augmented: dict[str, np.ndarray],

@@ -134,8 +134,7 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
           on_event: Callable[[Event], None] | None = None, stop: threading.Event | None = None,
           n_jobs: int = -1) -> TrainingRun:
     """Cross-validate `train_config.model` on the catalog under its protocol, then fit it on every clip."""
-    from .evaluation import (compute_metrics, make_splits, normalize_speakers, run_folds, training_rows,
-                             validation_rows)
+    from .evaluation import make_splits, normalize_speakers, run_folds, training_rows, validation_rows
     from .features import extract_features, get_pipeline, pool
 
     cfg = train_config or TrainConfig()
@@ -181,18 +180,12 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
         model = fit_rows(split.train, i, split.name)
         if state["stopped"]:
             return None
-        predicted = _predict_labels(model, X[split.test], labels, keras_model)
-        emit(Event("fold", fold=i, folds=len(splits), metrics=compute_metrics(y[split.test], predicted)))
-        return predicted
+        return _predict_labels(model, X[split.test], labels, keras_model)
 
-    pooled, per_fold = run_folds(catalog, splits, fit_predict)
-    result = None
-    if pooled is not None:
-        result = EvaluationResult(
-            protocol=cfg.protocol, folds=len(splits), corpora=sorted(catalog["corpus"].unique()),
-            features=cfg.features, classifier=cfg.model, seed=cfg.seed, speaker_norm=cfg.speaker_norm,
-            augmentation=list(cfg.augmentation), n_clips=len(catalog), n_speakers=catalog["speaker"].nunique(),
-            pooled=pooled, per_fold=per_fold, complete=len(per_fold) == len(splits))
+    result = run_folds(catalog, splits, fit_predict,
+                       on_fold=lambda i, n, fold: emit(Event("fold", fold=i, folds=n, metrics=fold)),
+                       protocol=cfg.protocol, features=cfg.features, classifier=cfg.model, seed=cfg.seed,
+                       speaker_norm=cfg.speaker_norm, augmentation=list(cfg.augmentation))
     if not state["stopped"]:
         emit(Event("final", folds=len(splits)))
         fit_rows(np.arange(len(catalog)), None, "final")

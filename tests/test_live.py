@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_core import config
 from ser_core.corpora import build_catalog
 from ser_core.errors import ModelError
 from ser_core.inference import SILENCE, Predictor
