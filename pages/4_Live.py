@@ -1,11 +1,15 @@
 """Live: speak into the microphone and watch the emotion of the last few seconds, then read a summary."""
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from app_common import model_picker, predictor
 from ser_core import config, plots
 from ser_core.errors import SerError
+
+REDRAW = 0.25  # s; how often the input level meter is redrawn while no result comes
 
 st.set_page_config(page_title="Live · SER Studio", page_icon="🎙️", layout="wide")
 st.title("Live microphone")
@@ -69,51 +73,78 @@ context = webrtc_streamer(
     media_stream_constraints={"audio": {"echoCancellation": False, "noiseSuppression": False,
                                         "autoGainControl": False}, "video": False},
     rtc_configuration={"iceServers": ice})
+st.caption("After START the browser asks for the microphone. If the box above says *NotAllowedError* "
+           "(permission denied), the browser refused it: allow the microphone for this site (the icon at the left "
+           "of the address bar, or the browser's site settings), reload, and press START again. *NotFoundError* "
+           "means this computer has no microphone the browser can use: plug one in, reload and press START. "
+           "Nothing runs on the server until a stream starts.")
 with st.expander("Using it from another computer"):
     st.markdown(f"On one machine no extra servers are needed. Across a network, the browser and this server must "
                 f"reach each other: set `{config.ICE_SERVERS_ENV}` to a JSON list of STUN (and, behind strict "
                 "firewalls, TURN) servers, and open the app over HTTPS, which browsers require for a microphone.")
 
 
-@st.fragment(run_every=0.5)
+def draw_results(live: LiveSession, results: list, playing: bool, key: int) -> None:
+    """The newest window's emotion and bars, and the rolling timeline. `key` keeps redrawn charts apart."""
+    last = results[-1]
+    if last.probabilities:
+        st.metric("Now", last.label, f"{last.probabilities[last.label]:.0%}", delta_color="off")
+    else:
+        st.metric("Now", "silence")
+    if playing:  # data-ended lets bench/bench_live_page.py time the result's arrival on the page
+        st.caption(f'Window {last.start:.1f}–{last.end:.1f} s of the stream, <span data-ended="'
+                   f'{live.last_ended_at * 1000:.0f}">shown {time.time() - live.last_ended_at:.2f} s after it '
+                   "ended</span>.", unsafe_allow_html=True)
+    if last.probabilities:
+        st.plotly_chart(plots.probabilities(last.probabilities, "Last window"), key=f"live_bars_{key}")
+    st.plotly_chart(plots.timeline(results[-60:], live.predictor.labels), key=f"live_timeline_{key}")
+    if live.dropped:
+        st.caption(f"{live.dropped} windows skipped to keep up.")
+
+
+def draw_summary(live: LiveSession) -> None:
+    summary = live.timeline().summary()
+    st.subheader("Session summary")
+    st.write(f"Mostly **{summary['label'] or 'silence'}** over {summary['windows']} windows "
+             f"({summary['voiced']} with speech).")
+    if summary["mean"]:
+        a, b = st.columns(2)
+        a.plotly_chart(plots.probabilities(summary["mean"], "Mean probabilities"), key="live_mean")
+        b.plotly_chart(plots.probabilities(summary["share"], "Share of time as the top emotion"), key="live_share")
+        st.caption(f"Silence: {summary['share'].get('silence', 0):.0%} of the windows.")
+    a, b = st.columns(2)
+    a.download_button("Recording (WAV)", live.recording_wav(), "live-session.wav", "audio/wav")
+    b.download_button("Timeline (CSV)", live.timeline_csv(), "live-timeline.csv", "text/csv")
+
+
+@st.fragment
 def live_view() -> None:
+    """While the stream plays, draw each result the moment it is ready (the loop ends when the page reruns:
+    STOP, a widget, a reload); when it stops, the summary."""
     playing = context.state.playing
     live = holder["session"]
     if playing and live.closed:  # START again after a finished session: begin a new one
         live = holder["session"] = new_session(live)
-    if not playing and not live.closed and live.results:
-        live.close()  # the stream stopped: classify what is queued, stop the worker
-    results = live.results
-    if live.error:
-        st.error(live.error)
-    if playing:
-        st.progress(min(1.0, max(0.0, (live.level_dbfs + 60) / 60)), text=f"input level {live.level_dbfs:.0f} dBFS")
-    if results:
-        last = results[-1]
-        if last.probabilities:
-            st.metric("Now", last.label, f"{last.probabilities[last.label]:.0%}", delta_color="off")
-            st.plotly_chart(plots.probabilities(last.probabilities, "Last window"), key="live_bars")
-        else:
-            st.metric("Now", "silence")
-        st.plotly_chart(plots.timeline(results[-60:], live.predictor.labels), key="live_timeline")
-        if live.dropped:
-            st.caption(f"{live.dropped} windows skipped to keep up.")
-    elif playing:
-        st.caption(f"Listening… the first result comes after {live.window:g} s.")
-    if not playing and results:
-        summary = live.timeline().summary()
-        st.subheader("Session summary")
-        st.write(f"Mostly **{summary['label'] or 'silence'}** over {summary['windows']} windows "
-                 f"({summary['voiced']} with speech).")
-        if summary["mean"]:
-            a, b = st.columns(2)
-            a.plotly_chart(plots.probabilities(summary["mean"], "Mean probabilities"), key="live_mean")
-            b.plotly_chart(plots.probabilities(summary["share"], "Share of time as the top emotion"),
-                           key="live_share")
-            st.caption(f"Silence: {summary['share'].get('silence', 0):.0%} of the windows.")
-        a, b = st.columns(2)
-        a.download_button("Recording (WAV)", live.recording_wav(), "live-session.wav", "audio/wav")
-        b.download_button("Timeline (CSV)", live.timeline_csv(), "live-timeline.csv", "text/csv")
+    if not playing:
+        if not live.closed and live.results:
+            live.close()  # the stream stopped: classify what is queued, stop the worker
+        if live.results:
+            draw_results(live, live.results, playing=False, key=0)
+            draw_summary(live)
+        return
+    level, shown = st.empty(), st.empty()
+    shown.caption(f"Listening… the first result comes after {live.window:g} s.")
+    drawn = 0
+    while not live.closed:
+        has_new = live.wait_for_result(drawn, timeout=REDRAW)
+        level.progress(min(1.0, max(0.0, (live.level_dbfs + 60) / 60)), text=f"input level {live.level_dbfs:.0f} dBFS")
+        if live.error:
+            shown.error(live.error)
+        elif has_new:
+            results = live.results
+            drawn = len(results)
+            with shown.container():
+                draw_results(live, results, playing=True, key=drawn)
 
 
 live_view()

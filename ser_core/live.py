@@ -54,8 +54,10 @@ class LiveSession:
         self._in_rate = None
         self._calibrating: list[np.ndarray] | None = None
         self._lock = threading.Lock()
+        self._new_result = threading.Condition(self._lock)  # lets a display wake as soon as a result is in
         self._pending: queue.Queue = queue.Queue(maxsize=max_pending)
         self._results: list[WindowPrediction] = []
+        self.last_ended_at = 0.0                 # wall time at which the newest result's window ended
         self.dropped = 0
         self.latencies: deque[float] = deque(maxlen=1000)  # seconds from a window's last sample to its result
         self.level_dbfs = -120.0
@@ -93,7 +95,7 @@ class LiveSession:
                 begin = self._next_end - self._size - self._buffer_start
                 if self._calibrating is None:  # calibration speech is the speaker's baseline, not classified
                     self._enqueue(((self._next_end - self._size) / self.sr,
-                                   self._buffer[begin:begin + self._size].copy(), time.monotonic()))
+                                   self._buffer[begin:begin + self._size].copy(), time.time()))
                 self._next_end += self._step
             drop = max(0, self._next_end - self._size - self._buffer_start)  # keep from the next window's start
             self._buffer, self._buffer_start = self._buffer[drop:], self._buffer_start + drop
@@ -124,7 +126,9 @@ class LiveSession:
                 self.push(np.zeros(0, np.float32), self._in_rate, last=True)
             self._pending.put(None)
             self._worker.join(timeout=30)
-            self._running = False
+            with self._new_result:
+                self._running = False
+                self._new_result.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -156,6 +160,13 @@ class LiveSession:
     def results(self) -> list[WindowPrediction]:
         with self._lock:
             return list(self._results)
+
+    def wait_for_result(self, seen: int, timeout: float) -> bool:
+        """Block until there are more than `seen` results or `timeout` seconds pass; True if there are.
+
+        A display that waits here draws a result the moment it is ready instead of on its next timer tick."""
+        with self._new_result:
+            return self._new_result.wait_for(lambda: len(self._results) > seen or not self._running, timeout)
 
     def timeline(self) -> Timeline:
         return Timeline(self.results, self.predictor.labels)
@@ -195,9 +206,11 @@ def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None
                 return
             start, samples, queued = item
             [result] = session.predictor.timeline([(start, samples)]).windows
-            with session._lock:
+            with session._new_result:
                 session._results.append(result)
-                session.latencies.append(time.monotonic() - queued)
+                session.last_ended_at = queued
+                session.latencies.append(time.time() - queued)
+                session._new_result.notify_all()
         except SerError as error:
             session.error = str(error)
         del session  # hold it only while classifying, so that a forgotten session can be collected

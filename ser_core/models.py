@@ -75,7 +75,16 @@ def import_keras():
     import opensmile  # noqa: F401
     import keras
 
+    # Streamlit calls keras.backend.clear_session() after every script run. That replaces Keras' per-thread
+    # state in every thread at once, so a model being built on a training thread loses its layer-name
+    # counters half-way ('The name "dense" is used 2 times in the model'). Models here are built per run
+    # and never need a cleared session: the call is made to keep the session.
+    keras.backend.clear_session = _keep_session
     return keras
+
+
+def _keep_session(*args, **kwargs) -> None:
+    """Stands in for keras.backend.clear_session, which would break training on other threads."""
 
 
 # --- builders: (keras, standardised input tensor, dropout) -> last hidden tensor -------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,19 @@ def test_stop_ends_the_run_cleanly_with_the_best_weights_so_far(tmp_path, catalo
     path = save_run(run, "stopped", tmp_path)
     assert json.loads((path / "metadata.json").read_text())["stopped"] is True
     assert Predictor.load(path).predict(catalog.path.iloc[0]).label in run.labels
+
+
+def test_training_job_survives_streamlit_cleaning_keras_after_each_script_run(catalog):
+    """In the app, Streamlit clears Keras' session after every rerun of the page, while a job trains."""
+    from streamlit.runtime.scriptrunner.script_runner import _clean_problem_modules
+
+    from ser_core.training import TrainingJob
+
+    job = TrainingJob(catalog, TrainConfig(model="mlp", features="librosa180", epochs=3, folds=3), n_jobs=1)
+    while not job.done:  # the page reruns several times a second while a job trains
+        _clean_problem_modules()
+        time.sleep(0.02)
+    assert job.error is None and job.run.result.complete
 
 
 def test_a_run_is_reproducible_from_its_saved_config(tmp_path, catalog):

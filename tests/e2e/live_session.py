@@ -1,10 +1,12 @@
 """One live-microphone session in headless Chromium, run inside a loopback-only network namespace.
 
-    python tests/e2e/live_session.py OUT.json CLIP.wav [CLIP2.wav ...]
+    python tests/e2e/live_session.py OUT.json [--listen S] CLIP.wav [CLIP2.wav ...]
 
 Starts the app, opens one browser context per clip (each clip is that browser's fake microphone), presses
 START in each, reads the "Now" emotion off each page for a while, presses STOP, reads the summary, and writes
-what each page showed to OUT.json. See ../shared/notes/browser-and-webrtc-testing.md for why it runs this way.
+what each page showed to OUT.json, with how long each window's result took to reach the page (from the moment
+the window's last audio reached the server to the result in the page's DOM, same clock).
+See ../shared/notes/browser-and-webrtc-testing.md for why it runs this way.
 """
 from __future__ import annotations
 
@@ -22,10 +24,21 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.test_browser import QUIET, free_port, wait_until_healthy  # noqa: E402
 
-LISTEN_SECONDS = 12
+# Notes, in the page, how long after its window ended each new result appeared (same machine, same clock).
+TIME_RESULTS = """
+new MutationObserver(() => {
+  for (const span of document.querySelectorAll("[data-ended]")) {
+    const ended = Number(span.dataset.ended);
+    if (!(window.__seen ||= new Set()).has(ended)) {
+      window.__seen.add(ended);
+      (window.__lags ||= []).push(Date.now() - ended);
+    }
+  }
+}).observe(document, {childList: true, subtree: true, characterData: true, attributes: true});
+"""
 
 
-def main(out: str, clips: list[str]) -> None:
+def main(out: str, clips: list[str], listen: float = 12) -> None:
     from playwright.sync_api import sync_playwright
 
     port = free_port()
@@ -47,6 +60,7 @@ def main(out: str, clips: list[str]) -> None:
                           f"--use-file-for-fake-audio-capture={clip}", "--allow-loopback-in-peer-connection",
                           "--disable-features=WebRtcHideLocalIpsWithMdns"])
                 context = browser.new_context(permissions=["microphone"], viewport={"width": 1400, "height": 2400})
+                context.add_init_script(TIME_RESULTS)
                 page = context.new_page()
                 page.set_default_timeout(120_000)
                 page.goto(f"{url}/Live")
@@ -56,8 +70,8 @@ def main(out: str, clips: list[str]) -> None:
             for page in pages:
                 page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").click()
             seen = [[] for _ in pages]
-            deadline = time.time() + LISTEN_SECONDS + 20
-            while time.time() < deadline and min(len(s) for s in seen) < LISTEN_SECONDS * 2:
+            deadline = time.time() + listen + 20
+            while time.time() < deadline and min(len(s) for s in seen) < listen * 2:
                 for page, labels in zip(pages, seen):
                     metric = page.locator('[data-testid="stMetricValue"]')
                     if metric.count():
@@ -72,7 +86,8 @@ def main(out: str, clips: list[str]) -> None:
                 page.get_by_role("button", name="Timeline (CSV)").wait_for(timeout=30_000)
                 downloads = page.get_by_role("button", name="Recording (WAV)").count()
                 errors = page.locator('[data-testid="stException"]').count()
-                results.append({"now": labels, "summary": mostly, "downloads": downloads, "exceptions": errors})
+                results.append({"now": labels, "summary": mostly, "downloads": downloads, "exceptions": errors,
+                                "lags_ms": page.evaluate("window.__lags || []")})
             for browser in browsers:
                 browser.close()
     finally:
@@ -82,4 +97,11 @@ def main(out: str, clips: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("clips", nargs="+")
+    parser.add_argument("--listen", type=float, default=12, help="seconds to read the page before STOP")
+    args = parser.parse_args()
+    main(args.out, args.clips, args.listen)

@@ -124,3 +124,25 @@ def test_short_training_draws_curves_and_a_confusion_matrix(server, page):
     panel.get_by_text("Confusion matrix (clips)").wait_for(timeout=300_000)
     assert panel.get_by_text("Protocol: speaker").count() > 0
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+@pytest.mark.parametrize("device, error, advice", [
+    ("fake", "NotAllowedError", "the browser refused it: allow the microphone for this site"),
+    (None, "NotFoundError", "this computer has no microphone the browser can use"),
+])
+def test_live_page_explains_a_refused_or_missing_microphone(server, browser, device, error, advice):
+    """No microphone permission (the user said no), or no microphone at all: the page says what to do."""
+    flags = ["--use-fake-device-for-media-stream"] if device else []
+    own = browser.browser_type.launch(executable_path=CHROMIUM, args=[*QUIET, *flags])  # devices are launch flags
+    try:
+        page = own.new_context(viewport={"width": 1400, "height": 2400}).new_page()
+        page.goto(f"{server}/Live")
+        widget = page.frame_locator('iframe[title*="webrtc"]')
+        widget.get_by_role("button", name="START").click(timeout=120_000)
+        widget.get_by_text(error).wait_for(timeout=30_000)  # the browser's refusal, in the widget
+        assert page.get_by_text(advice).count() == 1
+        assert page.get_by_text("Listening…").count() == 0  # no stream, nothing classifying
+        assert widget.get_by_role("button", name="START").is_visible()  # it can be tried again
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        own.close()
