@@ -25,7 +25,8 @@ def catalog_or_message() -> pd.DataFrame | None:
     try:
         found = catalog(str(root))
     except SerError as error:
-        st.info(f"{error}\n\nUnpack RAVDESS or TESS anywhere under `{root}` (or set `{config.DATA_DIR_ENV}`).")
+        st.info(f"{error}\n\nUnpack RAVDESS or TESS anywhere under `{root}` (or set `{config.DATA_DIR_ENV}`), or "
+                "download a corpus on the Explore page (Get the corpora).")
         return None
     return found
 
@@ -71,3 +72,59 @@ def show_prediction(prediction, container=st) -> None:
     top = prediction.probabilities[prediction.label]
     container.metric("Emotion", prediction.label, f"{top:.0%} probability", delta_color="off", delta_arrow="off")
     container.plotly_chart(plots.probabilities(prediction.probabilities))
+
+
+def corpus_downloads(found: dict[str, int]) -> None:
+    """The "Get the corpora" section: each corpus with its licence, then a button that downloads it with a bar.
+
+    `found` is clips per corpus already in the catalog. The download runs in this script run, so its progress
+    shows as it goes; leaving the page interrupts it, and the next click resumes it.
+    """
+    from ser_core import downloads
+
+    root = config.data_root()
+    st.subheader("Get the corpora")
+    if "downloaded" in st.session_state:
+        st.success(st.session_state.pop("downloaded"))
+    st.caption(f"From their official sources into `{root}`, verified, then added to the catalog. Read each licence "
+               "first: RAVDESS and TESS are for non-commercial use only; CREMA-D's ODbL asks for attribution and "
+               "share-alike. An interrupted download resumes where it stopped.")
+    for src in downloads.SOURCES.values():
+        with st.container(border=True):
+            st.markdown(f"**{src.title}**: {src.files} clips, {src.size_text}, from [{src.page}]({src.page})")
+            st.markdown(f"Licence: **{src.licence}**. {src.licence_text}")
+            st.caption(f"Cite: {src.citation}" + (f" · Verified by {src.verification}." if src.verification else ""))
+            if found.get(src.name):
+                st.write(f"Installed: {found[src.name]} clips.")
+            elif src.kind == "manual":
+                st.info(src.advice(root))
+            elif st.button(f"Accept the licence and download {src.title}", key=f"download_{src.name}"):
+                _download(src, root)
+
+
+def _download(src, root) -> None:
+    """Download one corpus under a progress bar; on success the caches are cleared so every page sees it."""
+    from ser_core import downloads
+
+    bar = st.progress(0.0, text="Starting…")
+    shown = {"stage": "Starting", "fraction": 0.0}
+
+    def on_stage(text: str) -> None:
+        shown["stage"] = text
+        bar.progress(shown["fraction"], text=f"{text}…")
+
+    def on_progress(done: int, total: int, rate: float, seconds_left: float | None) -> None:
+        shown["fraction"] = min(done / total, 1.0) if total else 0.0
+        bar.progress(shown["fraction"],
+                     text=f"{shown['stage']}: {downloads.format_progress(done, total, rate, seconds_left)}")
+
+    try:
+        result = downloads.download(src.name, root, on_progress=on_progress, on_stage=on_stage)
+    except SerError as error:
+        bar.empty()
+        st.error(str(error))
+        return
+    st.cache_data.clear()  # the catalog, and the home page's list of corpora
+    st.session_state["downloaded"] = (f"{src.title}: {result.clips} clips from {result.speakers} speakers, "
+                                      f"in `{result.path}`.")
+    st.rerun()

@@ -34,8 +34,9 @@ with left:
         st.info(str(error))
     for name, count in corpora.items():
         st.write(f"**{name}**: {count} clips")
-    st.caption(f"Data root: `{root}` (set `{config.DATA_DIR_ENV}` to use another folder). Unpack RAVDESS or "
-               "TESS anywhere under it, or add a folder with one sub-folder per emotion for your own clips.")
+    st.caption(f"Data root: `{root}` (set `{config.DATA_DIR_ENV}` to use another folder). Download RAVDESS, "
+               "TESS or CREMA-D on the Explore page (Get the corpora), unpack a corpus anywhere under it, or add a "
+               "folder with one sub-folder per emotion for your own clips.")
 with right:
     st.subheader("Models")
     from ser_core.bundles import list_models
@@ -43,8 +44,9 @@ with right:
     for info in list_models():
         st.write(f"**{info['name']}** ({info['source']}{', default' if info['default'] else ''}): {info['summary']}")
 
-st.caption("Explore the corpora, train and evaluate models, or classify clips in detail: see the pages in the "
-           "sidebar.")
+st.caption("In the sidebar: **Explore** the corpora, **Train** and evaluate models, **Classify** a clip and see "
+           "why, speak to the **Live** microphone, **Record** your class's own corpus, and the **Lesson**: why a "
+           "random split lies.")
 st.subheader("Classify a clip")
 upload = audio_uploader()
 if upload is not None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_common import catalog_or_message, clip_samples
+from app_common import catalog_or_message, clip_samples, corpus_downloads
 from ser_core import config, plots
 from ser_core.corpora import FILTERS, select
 
@@ -12,6 +12,7 @@ st.title("Explore the corpora")
 
 clips = catalog_or_message()
 if clips is None:
+    corpus_downloads({})
     st.stop()
 
 with st.sidebar:
@@ -25,7 +26,8 @@ selected = select(clips, **chosen)
 
 st.write(f"**{len(selected)}** of {len(clips)} clips, {selected['speaker'].nunique()} speakers, "
          f"{selected['duration'].sum() / 60:.0f} minutes.")
-overview, clip_tab, augment_tab, health_tab = st.tabs(["Overview", "Clips", "Augmentation", "Health report"])
+overview, clip_tab, augment_tab, health_tab, get_tab = st.tabs(["Overview", "Clips", "Augmentation", "Health report",
+                                                                "Get the corpora"])
 
 with overview:
     if selected.empty:
@@ -101,3 +103,6 @@ with health_tab:
         with st.spinner("Checking every file…"):
             report = check_health(config.data_root())
         st.text(report.summary())
+
+with get_tab:
+    corpus_downloads(clips["corpus"].value_counts().to_dict())

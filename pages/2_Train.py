@@ -1,6 +1,8 @@
 """Train: choose data, features, a model and a protocol; watch it train; read honest results; save it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -26,10 +28,27 @@ def show_result(result: dict, key: str) -> None:
     left.plotly_chart(plots.confusion(pooled), key=f"cm_{key}")
     right.plotly_chart(plots.confusion(pooled, normalise=True), key=f"cmn_{key}")
     per_class = pd.DataFrame(pooled["per_class"]).T
-    left.dataframe(per_class.style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.1%}"}))
+    left.dataframe(per_class.style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.1%}",
+                                           "support": "{:.0f}"}))
     folds = pd.DataFrame([{"fold": f["name"], "accuracy": f["accuracy"], "UAR": f["uar"],
                            "test speakers": ", ".join(f["test_speakers"])} for f in result["per_fold"]])
     right.dataframe(folds.style.format({"accuracy": "{:.1%}", "UAR": "{:.1%}"}), hide_index=True)
+
+
+def report_downloads(source, name: str, key: str, predictions: bool) -> None:
+    """Report (HTML), Figures (PNG, zip), Predictions (CSV) of a run or a saved model (`source`, as
+    ser_core.reports takes it). Each file is made when its button is clicked, not on every rerun."""
+    from ser_core import reports
+
+    a, b, c = st.columns(3)
+    a.download_button("Report (HTML)", lambda: reports.html_report(source), f"{name}-report.html", "text/html",
+                      key=f"report_html_{key}", on_click="ignore", icon=":material/description:")
+    b.download_button("Figures (PNG, zip)", lambda: reports.figures_png_zip(source), f"{name}-figures.zip",
+                      "application/zip", key=f"report_png_{key}", on_click="ignore", icon=":material/image:")
+    c.download_button("Predictions (CSV)", lambda: reports.predictions_csv(source), f"{name}-predictions.csv",
+                      "text/csv", key=f"report_csv_{key}", on_click="ignore", icon=":material/table:",
+                      disabled=not predictions,
+                      help=None if predictions else "This model was saved without per-clip predictions.")
 
 
 train_tab, models_tab = st.tabs(["Train a model", "Saved models"])
@@ -124,10 +143,16 @@ with train_tab:
                         st.error(str(error))
             if st.session_state.get("saved"):
                 st.success(f"Saved to {st.session_state['saved']}: it is now in the model lists.")
+            if run.result is not None:
+                from ser_core.reports import from_run
+
+                saved = st.session_state.get("saved")
+                report_name = Path(saved).name if saved else f"{run.config.model}-{run.config.features}"
+                report_downloads(from_run(run, name=report_name), report_name, "run",
+                                 run.result.predictions is not None)
 
 with models_tab:
     import json
-    from pathlib import Path
 
     from ser_core.bundles import list_models
 
@@ -149,5 +174,9 @@ with models_tab:
         metadata = json.loads((Path(chosen["path"]) / "metadata.json").read_text())
         if metadata.get("evaluation"):
             show_result(metadata["evaluation"], "saved")
+            from ser_core.bundles import PREDICTIONS_FILE
+
+            report_downloads(chosen["path"], chosen["name"], "saved",
+                             (Path(chosen["path"]) / PREDICTIONS_FILE).is_file())
         else:
             st.info("This model was saved without an evaluation.")

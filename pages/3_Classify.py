@@ -1,11 +1,131 @@
-"""Classify: upload a clip, see the emotion probabilities, and for long clips how they change over time."""
+"""Classify: upload a clip, see the emotion probabilities, for long clips how they change over time, and on request
+an explanation (occlusion map, prosody against the corpus's emotions, feature importance)."""
 from __future__ import annotations
 
+import hashlib
+
+import pandas as pd
 import streamlit as st
 
-from app_common import audio_uploader, model_picker, predictor, show_prediction
-from ser_core import config, plots
+from app_common import audio_uploader, catalog, model_picker, predictor, show_prediction
+from ser_core import config, explain, plots
 from ser_core.errors import SerError
+
+KEEP_EXPLANATIONS = 4  # per session: explanations are a few hundred kB each
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def class_averages(root: str, model_path: str, gender: str | None) -> tuple[pd.DataFrame, str, list[str]]:
+    clips, where, _ = explain.training_clips(catalog(root), predictor(model_path))
+    return explain.class_prosody(clips, gender=gender), where, explain.genders(clips)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def feature_importance(root: str, model_path: str) -> pd.DataFrame:
+    return explain.importance_for(predictor(model_path), catalog(root))
+
+
+def corpus_advice(error: SerError) -> None:
+    root = config.data_root()
+    st.info(f"{error}\n\nThis needs a corpus: unpack RAVDESS or TESS under `{root}` (or set `{config.DATA_DIR_ENV}`), "
+            "or download one on the Explore page (Get the corpora).")
+
+
+def explanation(model, model_path: str, upload, y, sr: int) -> None:
+    """The "Explain this prediction" section: computed on a click, kept per clip, model and window."""
+    from ser_core.audio import load_audio
+
+    st.subheader("Explain this prediction")
+    duration = len(y) / sr
+    start = 0.0
+    if duration > explain.EXPLAIN_WINDOW:
+        start = st.slider(f"Explain the {explain.EXPLAIN_WINDOW:g} s starting at (s)", 0.0,
+                          float(duration - explain.EXPLAIN_WINDOW), 0.0, 0.5, key="explain_start")
+        st.caption(f"Explanations cover {explain.EXPLAIN_WINDOW:g} s at a time (a map of the whole clip would take "
+                   "minutes): pick the window, then explain it.")
+    key = (hashlib.sha1(upload.getvalue()).hexdigest(), model_path, start)
+    store = st.session_state.setdefault("explanations", {})
+    if st.button("Explain this prediction", key="explain", type="primary") and key not in store:
+        with st.spinner("Silencing one patch of the spectrogram at a time and classifying again…"):
+            try:
+                occ = explain.occlusion(model, y, sr, start=start, name=upload.name)
+                raw = load_audio(upload, sr=explain.PROSODY_RATE, normalize=False, name=upload.name)
+                rate = explain.PROSODY_RATE
+                pros = explain.prosody(raw[int(occ.start * rate):int(occ.end * rate)], rate)
+            except SerError as error:
+                st.error(str(error))
+                return
+        while len(store) >= KEEP_EXPLANATIONS:
+            store.pop(next(iter(store)))
+        store[key] = {"occlusion": occ, "prosody": pros}
+    if key not in store:
+        st.caption("Which parts of the sound the model relied on, how the voice's pitch, energy and rate compare "
+                   "with each emotion in the corpus, and which features the model weighs most.")
+        return
+    occ, pros = store[key]["occlusion"], store[key]["prosody"]
+    listened, prosody_tab, features_tab = st.tabs(["What the model listened to", "Prosody", "Features"])
+    with listened:
+        st.plotly_chart(plots.occlusion_overlay(occ), key="occlusion_chart")
+        st.caption(explain.describe(occ) + " The map is coarse on purpose: each patch is classified again, so a "
+                   "finer grid takes longer. A model can lean on sounds a person would not.")
+    with prosody_tab:
+        prosody_panel(pros, occ.label, model_path)
+    with features_tab:
+        features_panel(model, model_path)
+
+
+def prosody_panel(pros, label: str, model_path: str) -> None:
+    names = explain.SUMMARY_TITLES
+    for column, key in zip(st.columns(len(explain.SUMMARY)), explain.SUMMARY):
+        value = pros.summary[key]
+        column.metric(names[key], "–" if pd.isna(value) else f"{value:.1f}")
+    st.plotly_chart(plots.prosody_contours(pros), key="prosody_chart")
+    root = str(config.data_root())
+    voices = {"all voices": None, "female voices": "female", "male voices": "male"}
+    choice = st.radio("Compare with", list(voices), horizontal=True, key="compare_voices",
+                      help="Pitch depends on the voice: men speak about an octave lower than women.")
+    try:
+        with st.spinner("Averaging each emotion's prosody over the corpus (once; cached on disk)…"):
+            averages, where, found = class_averages(root, model_path, voices[choice])
+    except SerError as error:
+        corpus_advice(error)
+        return
+    st.plotly_chart(plots.prosody_comparison(pros.summary, averages, label), key="prosody_comparison")
+    st.dataframe(explain.compare_prosody(pros.summary, averages, label).style.format("{:.1f}"))
+    st.caption(f"Averages of up to {explain.CLASS_CLIPS} clips per emotion and corpus of {where}"
+               + (f", {choice}" if voices[choice] else f"; speakers' genders recorded: {', '.join(found) or 'none'}")
+               + ". Energy is "
+               "the level as recorded: a quiet microphone lowers it whatever the emotion. The rate counts "
+               "syllable-like energy peaks per second of speech.")
+
+
+def features_panel(model, model_path: str) -> None:
+    try:
+        explain.model_feature_names(model)
+    except SerError as error:
+        st.info(str(error))
+        return
+    done = st.session_state.setdefault("importance_done", set())
+    if model_path not in done:
+        st.caption(f"Shuffle one feature at a time over {explain.IMPORTANCE_CLIPS} corpus clips and see how much the "
+                   "model's accuracy falls: the features it leans on most. About half a minute the first time.")
+        if not st.button("Rank the features", key="importance"):
+            return
+    try:
+        with st.spinner("Shuffling each feature in turn and scoring the model again…"):
+            table = feature_importance(str(config.data_root()), model_path)
+    except SerError as error:
+        corpus_advice(error)
+        return
+    done.add(model_path)
+    st.plotly_chart(plots.importance_bars(table), key="importance_chart")
+    st.caption(f"Accuracy on {table.attrs['clips']} clips of {table.attrs['source']}, {table.attrs['speakers']} "
+               f"speakers: {table.attrs['baseline']:.0%} before shuffling; bars are the points lost, with the spread "
+               f"over {table.attrs['n_repeats']} shuffles. "
+               + ("These clips were seen in training, so this shows what the model relies on, not what works for new "
+                  "voices. " if table.attrs.get("seen_in_training") else "")
+               + "Features that measure the same thing (many do) stand in for each other, so each one alone loses "
+               "little.")
 
 st.set_page_config(page_title="Classify · SER Studio", page_icon="🎙️", layout="wide")
 st.title("Classify a clip")
@@ -37,3 +157,4 @@ if upload is not None and model_path is not None:
             st.plotly_chart(plots.timeline(timeline.windows, model.labels))
         st.caption(f"Model {model.name}: {(model.bundle.metadata.get('evaluation') or {}).get('description', 'not evaluated')}. "
                    "Acted English speech; read its card on the Train page before trusting a label.")
+        explanation(model, model_path, upload, y, sr)

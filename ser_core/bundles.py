@@ -27,6 +27,7 @@ BUNDLE_VERSION = 1
 METADATA_FILE = "metadata.json"
 SKLEARN_FILE = "model.skops"
 KERAS_FILE = "model.keras"
+PREDICTIONS_FILE = "predictions.csv"  # per-clip predictions of the evaluation's test folds, when saved
 # Types skops does not trust by default that our own classifiers contain; anything else is refused.
 TRUSTED_SKOPS_TYPES = (
     "sklearn.calibration._CalibratedClassifier",
@@ -79,9 +80,11 @@ def _is_shipped(path: Path) -> bool:
     return path.resolve().parent == config.SHIPPED_MODELS_DIR.resolve()
 
 
-def save_bundle(directory: str | os.PathLike, model: Any, metadata: dict) -> Path:
+def save_bundle(directory: str | os.PathLike, model: Any, metadata: dict,
+                files: dict[str, str | bytes] | None = None) -> Path:
     """Write a bundle atomically: a temporary sibling folder, then one rename into place.
 
+    `files` maps other file names (e.g. PREDICTIONS_FILE) to their contents, written with the rest.
     Refuses to replace a shipped model; replacing a user's own model of the same name is allowed.
     """
     target = Path(directory)
@@ -101,6 +104,12 @@ def save_bundle(directory: str | os.PathLike, model: Any, metadata: dict) -> Pat
 
             sio.dump(model, staging / SKLEARN_FILE)
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+        for name, content in (files or {}).items():
+            target_file = staging / Path(name).name
+            if isinstance(content, bytes):
+                target_file.write_bytes(content)
+            else:
+                target_file.write_text(content, encoding="utf-8")
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
             os.replace(target, old / target.name)
@@ -124,6 +133,27 @@ def _read_metadata(path: Path) -> dict:
         raise ModelError(f"{path} was saved in a bundle format this version of SER Studio cannot read "
                          f"(format {metadata.get('format')!r} v{metadata.get('format_version')}).")
     return metadata
+
+
+def read_metadata(model: str | os.PathLike | None = None) -> tuple[Path, dict]:
+    """A bundle's folder and metadata, by name or folder (as load_bundle finds it), without loading the model."""
+    path = resolve_model(model)
+    return path, _read_metadata(path)
+
+
+def read_predictions(path: str | os.PathLike):
+    """A bundle folder's per-clip predictions (a DataFrame), or None when it was saved without them."""
+    import pandas as pd
+
+    file = Path(path) / PREDICTIONS_FILE
+    if not file.is_file():
+        return None
+    try:
+        text = {column: str for column in ("path", "corpus", "speaker", "true_label", "predicted_label")}
+        return pd.read_csv(file, dtype=text, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        raise ModelError(f"{file} is damaged (not a readable CSV): retrain this model to get its "
+                         "per-clip predictions again.") from None
 
 
 def check_pipeline(metadata: dict, path: Path | str = "") -> None:

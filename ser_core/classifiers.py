@@ -5,6 +5,8 @@ on training folds only.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -14,13 +16,15 @@ from sklearn.svm import SVC
 from .errors import OptionError
 
 CLASSIFIERS: tuple[str, ...] = ("svm", "mlp")
+CALIBRATION_FOLDS = 5  # internal folds that calibrate the SVM's probabilities (fewer when a class has fewer clips)
 
 
-def make_classifier(name: str = "svm", *, seed: int = 0) -> Pipeline:
+def make_classifier(name: str = "svm", *, seed: int = 0, calibration_folds: int = CALIBRATION_FOLDS) -> Pipeline:
     """A fresh, unfitted scikit-learn pipeline (scaler + classifier) that outputs probabilities."""
     if name == "svm":
         # Calibrated on internal folds of the training data so that probabilities are meaningful.
-        model = CalibratedClassifierCV(SVC(kernel="rbf", C=10.0, gamma="scale"), ensemble=False)
+        model = CalibratedClassifierCV(SVC(kernel="rbf", C=10.0, gamma="scale"), cv=calibration_folds,
+                                       ensemble=False)
     elif name == "mlp":
         # The MLPClassifier of the popular RAVDESS notebooks, with early stopping so it does not overfit a fold.
         model = MLPClassifier(hidden_layer_sizes=(256, 128), alpha=1e-3, batch_size=64,
@@ -29,3 +33,14 @@ def make_classifier(name: str = "svm", *, seed: int = 0) -> Pipeline:
     else:
         raise OptionError(f"Unknown classifier {name!r}: choose one of {', '.join(CLASSIFIERS)}.")
     return make_pipeline(StandardScaler(), model)
+
+
+def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Pipeline:
+    """make_classifier fitted on (X, y). A small training set, such as a class's first recordings, calibrates
+    on fewer folds; a class with a single training clip cannot be calibrated and is refused with a message."""
+    labels, counts = np.unique(y, return_counts=True)
+    if name == "svm" and counts.min() < 2:
+        raise OptionError(f"Too few clips to train on: '{labels[counts.argmin()]}' has {counts.min()} in a "
+                          "training fold; every emotion needs at least 2 there. Record more clips, use fewer "
+                          "folds, or leave that emotion out.")
+    return make_classifier(name, seed=seed, calibration_folds=min(CALIBRATION_FOLDS, int(counts.min()))).fit(X, y)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import config
-from .errors import SerError
+from .errors import OptionError, SerError
 
 EXIT_BAD_INPUT = 2
 
@@ -130,6 +130,27 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+
+def cmd_lesson(args) -> int:
+    from .corpora import build_catalog
+    from .lesson import leakage_lesson
+
+    catalog = build_catalog(args.data_dir, _corpus_list(args.corpus))
+    lesson = leakage_lesson(catalog, features=args.features, classifier=args.classifier, folds=args.folds,
+                            seed=args.seed, n_jobs=args.jobs, progress=_progress_bars())
+    if args.json:
+        _print_json({"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
+                     "speaker_normalised": lesson.speaker_normalised.to_dict(),
+                     "inflation": lesson.inflation, "normalisation_gain": lesson.normalisation_gain})
+        return 0
+    for title, result in (("Random split", lesson.random), ("By speaker", lesson.speaker),
+                          ("By speaker, per-speaker normalisation", lesson.speaker_normalised)):
+        print(f"== {title}\n{_format_result(result)}\n")
+    print(f"The random split adds {lesson.inflation:+.1%} accuracy; per-speaker normalisation adds "
+          f"{lesson.normalisation_gain:+.1%}, honestly.")
+    return 0
+
+
 def cmd_train(args) -> int:
     from .corpora import build_catalog
     from .training import TrainConfig, save_run, train
@@ -237,6 +258,116 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _write_files_atomically(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Each file into `folder` by a hidden temporary file and a rename: never a half-written file."""
+    import os
+    import tempfile
+
+    written = []
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+            try:
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(content)
+                os.chmod(temporary, 0o666 & ~umask)  # as an ordinary file, not mkstemp's owner-only mode
+                os.replace(temporary, folder / name)
+            finally:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+            written.append(folder / name)
+    except OSError as error:
+        raise OptionError(f"Cannot write the report into {folder}: {error.strerror or error}.") from None
+    return written
+
+
+def cmd_report(args) -> int:
+    from .reports import figures_png_zip, from_bundle, html_report, predictions_csv
+
+    data = from_bundle(args.model)
+    folder = Path(args.out) if args.out else Path(f"{data.name}-report")
+    files = {"report.html": html_report(data).encode("utf-8"), "figures.zip": figures_png_zip(data)}
+    if data.predictions is not None:
+        files["predictions.csv"] = predictions_csv(data).encode("utf-8")
+    written = _write_files_atomically(folder, files)
+    record = {"model": data.name, "folder": str(folder), "files": [str(path) for path in written],
+              "predictions": str(folder / "predictions.csv") if data.predictions is not None else None}
+    if args.json:
+        _print_json(record)
+    else:
+        for path in written:
+            print(f"wrote {path}")
+    if data.predictions is None:
+        print(f"note: {data.name} was saved without per-clip predictions (no predictions.csv); train it again "
+              "to get them", file=sys.stderr)
+    return 0
+
+
+def _download_display():
+    """on_stage and on_progress callbacks: a line per stage and a byte progress bar (rate, time left) on stderr."""
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []
+
+    def on_stage(text: str) -> None:
+        while bars:
+            bars.pop().close()
+        print(f"{text}…", file=sys.stderr)
+
+    def on_progress(done: int, total: int, rate: float, seconds_left: float | None) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, initial=done, unit="B", unit_scale=True, file=sys.stderr, leave=False))
+        bars[0].update(done - bars[0].n)
+
+    return on_stage, on_progress
+
+
+def cmd_download(args) -> int:
+    from .downloads import SOURCES, download, downloadable, installed
+
+    if args.list:
+        found = installed(args.data_dir)
+        for src in SOURCES.values():
+            record = {"name": src.name, "title": src.title, "kind": src.kind, "size": src.size_text,
+                      "files": src.files, "licence": src.licence, "verified_by": src.verification,
+                      "page": src.page, "installed_clips": found.get(src.name, 0)}
+            if args.json:
+                _print_json(record)
+            else:
+                clips = record["installed_clips"]
+                status = f"installed ({clips} clips)" if clips else src.size_text
+                checked = f"\tverified by {src.verification}" if src.verification else ""
+                print(f"{src.name}\t{src.title}\t{src.licence}\t{status}{checked}")
+        return 0
+    if not args.name:
+        raise OptionError("name a corpus to download (e.g. `download ravdess`), or list them with --list")
+    src = downloadable(args.name, args.data_dir)
+    print(f"{src.title} ({src.size_text}) from {src.page}\nLicence: {src.licence}. {src.licence_text}\n"
+          f"Cite: {src.citation}", file=sys.stderr)
+    if not args.yes:
+        print("Accept the licence and download? [y/N] ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Not downloaded." + ("" if answer else " (No answer: add --yes to accept the licence without "
+                                                        "a prompt.)"), file=sys.stderr)
+            return 1
+    on_stage, on_progress = _download_display()
+    try:
+        result = download(src.name, args.data_dir, on_progress=on_progress, on_stage=on_stage)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume the download", file=sys.stderr)
+        return 130
+    if args.json:
+        _print_json({"corpus": result.name, "path": str(result.path), "clips": result.clips,
+                     "speakers": result.speakers})
+    else:
+        print(f"{result.name}: {result.clips} clips, {result.speakers} speakers, in {result.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .classifiers import CLASSIFIERS
     from .evaluation import PROTOCOLS
@@ -255,10 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--corpus", help="corpus name(s), comma-separated (default: all found)")
         return p
 
-    def modelling(p: argparse.ArgumentParser, features_flag: str = "--features") -> None:
+    def modelling(p: argparse.ArgumentParser, features_flag: str = "--features", protocol: bool = True) -> None:
         p.add_argument(features_flag, default="egemaps", help="feature pipeline (default: egemaps)")
         p.add_argument("--classifier", choices=CLASSIFIERS, default="svm")
-        p.add_argument("--protocol", choices=PROTOCOLS, default=config.DEFAULT_PROTOCOL)
+        if protocol:
+            p.add_argument("--protocol", choices=PROTOCOLS, default=config.DEFAULT_PROTOCOL)
         p.add_argument("--folds", type=int, default=config.DEFAULT_FOLDS)
         p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
         p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
@@ -277,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-norm", action="store_true", help="standardise features per speaker")
     p.add_argument("--augment", help="augmentations for training folds only: noise,stretch,shift,pitch")
     p.add_argument("--test-corpus", help="with --protocol corpus: the corpus held out (default: each in turn)")
+
+    p = command("lesson", cmd_lesson, "the leakage lesson: one model split at random, by speaker, and normalised")
+    modelling(p, protocol=False)
 
     p = command("train", cmd_train, "evaluate a model under a protocol, then fit it on all data and save it")
     p.add_argument("--name", required=True, help="model name")
@@ -305,6 +440,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=float, default=config.HOP, help="seconds between window starts")
 
     command("models", cmd_models, "list shipped and user models", data=False)
+
+    p = command("report", cmd_report, "write a saved model's evaluation report: report.html (self-contained: model "
+                "card, protocol, figures, tables), figures.zip (the figures as PNG) and predictions.csv (every test "
+                "clip's prediction)", data=False)
+    p.add_argument("model", help="model name (shipped or yours) or bundle folder")
+    p.add_argument("--out", help="folder to write into (default: MODEL-report in the current folder)")
+
+    p = command("download", cmd_download, "download a corpus from its official source: licence first, then a "
+                "resumable, verified download into the data root", data=False)
+    p.add_argument("name", nargs="?", help="corpus: ravdess, tess, cremad (savee needs a registration)")
+    p.add_argument("--list", action="store_true", help="list the corpora, their licences and sizes")
+    p.add_argument("--yes", action="store_true", help="accept the licence without a prompt")
+    p.add_argument("--data-dir", help=f"data root (default: ${config.DATA_DIR_ENV}, else data/)")
     return parser
 
 

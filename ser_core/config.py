@@ -27,6 +27,10 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 
 MAX_UPLOAD_MB = 50            # the app's upload limit (.streamlit/config.toml server.maxUploadSize)
 
+# Class recordings (ser_core.recordings): mono 16-bit WAV at the rate every pipeline reads, one utterance each.
+RECORDING_RATE = SAMPLE_RATE
+MAX_RECORDING_DURATION = 30.0  # s; longer input is refused: a corpus clip is one utterance, not a lesson
+
 # Classifying long clips and streams: windows of WINDOW seconds every HOP seconds.
 WINDOW = 3.0
 HOP = 1.0
@@ -43,6 +47,9 @@ CACHE_DIR_ENV = "SER_CACHE_DIR"
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_MODEL = "egemaps-svm"   # folder under models/ used when no model is named
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
+# Corpus downloads: a mirror base URL that replaces every source's host, e.g. http://127.0.0.1:8000 turns
+# https://zenodo.org/records/... into http://127.0.0.1:8000/zenodo.org/records/...
+DOWNLOAD_MIRROR_ENV = "SER_DOWNLOAD_MIRROR"
 
 
 ICE_SERVERS_ENV = "SER_ICE_SERVERS"  # JSON list of STUN/TURN servers for the live page, e.g. [{"urls": "stun:..."}]

@@ -44,3 +44,7 @@ class ModelError(SerError):
 
 class OptionError(SerError, ValueError):
     """An option does not fit: an unknown name, or a protocol the selected data cannot support."""
+
+
+class DownloadError(SerError):
+    """A corpus could not be downloaded, verified or unpacked; the message says why and what to do."""

@@ -6,6 +6,7 @@ uses each speaker's own statistics (no labels), so nothing leaks from test to tr
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
@@ -23,6 +24,12 @@ PROTOCOL_DESCRIPTIONS = {
     "random": "random stratified split: the same speakers (and clips' copies) on both sides; inflated",
     "corpus": "cross-corpus: train on the other corpora, test on the held-out one (shared labels only)",
 }
+
+# Per-clip predictions, one row per test clip of every fold; then one "prob_<label>" column per label when the
+# classifier gives probabilities.
+PREDICTION_COLUMNS: tuple[str, ...] = ("fold", "path", "corpus", "speaker", "true_label", "predicted_label",
+                                       "correct")
+PROBABILITY_PREFIX = "prob_"
 
 
 @dataclass(frozen=True)
@@ -122,13 +129,18 @@ class EvaluationResult:
     per_fold: list[dict] = field(default_factory=list)
     complete: bool = True  # False when a run was stopped: the figures cover the folds done
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    # Every test clip of every fold (PREDICTION_COLUMNS, then probabilities): kept out of to_dict(), so a
+    # bundle's metadata.json stays small; a bundle saves them as predictions.csv beside it.
+    predictions: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def description(self) -> str:
         return PROTOCOL_DESCRIPTIONS[self.protocol]
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "description": self.description}
+        record = asdict(dataclasses.replace(self, predictions=None))
+        del record["predictions"]
+        return {**record, "description": self.description}
 
     def summary(self) -> str:
         """A few readable lines that always name the protocol."""
@@ -175,21 +187,63 @@ def validation_rows(catalog: pd.DataFrame, rows: np.ndarray, protocol: str, *, s
     return rows[~pick], rows[pick]
 
 
+def class_probabilities(model, X: np.ndarray) -> pd.DataFrame | None:
+    """A scikit-learn classifier's probabilities for the rows of X, one column per class; None without any."""
+    if not hasattr(model, "predict_proba"):
+        return None
+    return pd.DataFrame(model.predict_proba(X), columns=[str(c) for c in model.classes_])
+
+
+def fold_predictions(catalog: pd.DataFrame, split: Split, fold: int, predicted: np.ndarray,
+                     probabilities: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The prediction rows of one fold's test clips (fold is 1-based), with probabilities when given."""
+    rows = {"fold": fold}
+    for column in ("path", "corpus", "speaker"):
+        rows[column] = catalog[column].to_numpy()[split.test] if column in catalog else ""
+    truth = catalog["label"].to_numpy()[split.test]
+    rows.update(true_label=truth, predicted_label=predicted, correct=truth == predicted)
+    frame = pd.DataFrame(rows, index=range(len(split.test)))
+    if probabilities is not None:
+        for label in probabilities.columns:
+            frame[f"{PROBABILITY_PREFIX}{label}"] = probabilities[label].to_numpy(dtype=float)
+    return frame
+
+
+def _pooled_predictions(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """All folds' rows; probability columns in vocabulary order, 0 where a fold's model lacked the class."""
+    frame = pd.concat(parts, ignore_index=True)
+    prob = [c for c in frame.columns if c.startswith(PROBABILITY_PREFIX)]
+    order = {label: i for i, label in enumerate(config.LABELS)}
+    prob.sort(key=lambda c: order.get(c[len(PROBABILITY_PREFIX):], len(order)))
+    frame[prob] = frame[prob].fillna(0.0)
+    return frame[list(PREDICTION_COLUMNS) + prob]
+
+
+def predictions_to_csv(predictions: pd.DataFrame) -> str:
+    """Per-clip predictions as CSV text (probabilities to 4 decimals), as a bundle's predictions.csv holds."""
+    return predictions.to_csv(index=False, float_format="%.4f", lineterminator="\n")
+
+
 def run_folds(catalog: pd.DataFrame, splits: Sequence[Split],
-              fit_predict: Callable[[Split, int], np.ndarray | None], *,
-              on_fold: Callable[[int, int, dict], None] | None = None, **how) -> EvaluationResult | None:
-    """Fit and test on every split; `fit_predict(split, i)` returns the labels predicted for split.test.
+              fit_predict: Callable[[Split, int], np.ndarray | tuple[np.ndarray, pd.DataFrame | None] | None],
+              *, on_fold: Callable[[int, int, dict], None] | None = None, **how) -> EvaluationResult | None:
+    """Fit and test on every split; `fit_predict(split, i)` returns the labels predicted for split.test, or
+    (labels, probabilities) with probabilities a DataFrame, one column per class, rows as split.test.
 
     It may return None to stop early (a user pressed Stop): the result then covers the folds done (None if
     none finished). `on_fold(i, n_splits, metrics)` hears of each finished fold; `how` names what was
     evaluated (protocol, features, classifier, seed, speaker_norm, augmentation), as EvaluationResult records.
+    The result keeps every test clip's prediction (`predictions`).
     """
     labels, speakers = catalog["label"].to_numpy(), catalog["speaker"].to_numpy()
-    truth, predicted, per_fold = [], [], []
+    truth, predicted, per_fold, rows = [], [], [], []
     for i, split in enumerate(splits):
-        fold_pred = fit_predict(split, i)
-        if fold_pred is None:
+        output = fit_predict(split, i)
+        if output is None:
             break
+        fold_pred, probabilities = output if isinstance(output, tuple) else (output, None)
+        fold_pred = np.asarray(fold_pred)
+        rows.append(fold_predictions(catalog, split, i + 1, fold_pred, probabilities))
         fold = compute_metrics(labels[split.test], fold_pred)
         fold["name"] = split.name
         fold["test_speakers"] = sorted(set(speakers[split.test]))
@@ -203,7 +257,8 @@ def run_folds(catalog: pd.DataFrame, splits: Sequence[Split],
     return EvaluationResult(
         folds=len(splits), corpora=sorted(catalog["corpus"].unique()), n_clips=len(catalog),
         n_speakers=int(catalog["speaker"].nunique()), complete=len(per_fold) == len(splits),
-        pooled=compute_metrics(np.concatenate(truth), np.concatenate(predicted)), per_fold=per_fold, **how)
+        pooled=compute_metrics(np.concatenate(truth), np.concatenate(predicted)), per_fold=per_fold,
+        predictions=_pooled_predictions(rows), **how)
 
 
 def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "svm",
@@ -218,7 +273,7 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
     `features` are pooled to mean+std); `augmented` maps an augmentation name to features of augmented
     copies of every clip, row-aligned with X: only training rows' copies are used.
     """
-    from .classifiers import make_classifier
+    from .classifiers import fit_classifier
     from .features import get_pipeline, pool
 
     augmented = dict(augmented or {})
@@ -230,9 +285,9 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
         X, augmented = normalize_speakers(X, catalog, augmented)
     labels = catalog["label"].to_numpy()
 
-    def fit_predict(split: Split, _: int) -> np.ndarray:
-        model = make_classifier(classifier, seed=seed).fit(*training_rows(X, labels, split.train, augmented))
-        return model.predict(X[split.test])
+    def fit_predict(split: Split, _: int) -> tuple[np.ndarray, pd.DataFrame | None]:
+        model = fit_classifier(classifier, *training_rows(X, labels, split.train, augmented), seed=seed)
+        return model.predict(X[split.test]), class_probabilities(model, X[split.test])
 
     splits = make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)
     return run_folds(catalog, splits, fit_predict,

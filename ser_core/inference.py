@@ -106,6 +106,26 @@ class Predictor:
         by_label = {label: float(p) for label, p in zip(self.labels, probabilities)}
         return Prediction(label=max(by_label, key=by_label.get), probabilities=by_label)
 
+    def predict_proba_samples(self, clips: Sequence[np.ndarray], *, threads: int | None = None) -> np.ndarray:
+        """Probabilities (one row per clip, columns in self.labels) of several clips at the pipeline's rate:
+        features on `threads` threads (default: the cores, at most 4), the model once for all (what occlusion
+        maps need). Threads suffice: openSMILE and numpy's FFTs run outside the GIL, and openSMILE gets a fresh
+        extractor per clip (as its own multi-threaded mode does); on 2 cores this halves the time."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .features import extract
+
+        def features(y: np.ndarray) -> np.ndarray:
+            return extract(y, self.pipeline.sample_rate, self.pipeline)
+
+        workers = min(len(clips), threads or min(os.cpu_count() or 1, 4))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                X = np.stack(list(pool.map(features, clips)))
+        else:
+            X = np.stack([features(y) for y in clips])
+        return np.asarray(self.bundle.predict_proba(self._model_input(X)), dtype=np.float64)
+
     def predict(self, source, *, name: str | None = None) -> Prediction:
         """Classify a path, bytes or an uploaded file; bad audio raises a typed AudioError."""
         from .audio import load_audio

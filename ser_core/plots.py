@@ -152,3 +152,97 @@ def durations(catalog: pd.DataFrame) -> go.Figure:
                      for corpus, group in catalog.groupby("corpus")])
     fig.update_layout(barmode="overlay")
     return _layout(fig, "Clip durations", "seconds", "clips")
+
+
+# --- explaining a prediction (ser_core.explain) ------------------------------------------------------------
+
+_HZ_TICKS = (250, 500, 1000, 2000, 4000, 8000)
+
+
+def occlusion_overlay(occ, title: str | None = None) -> go.Figure:
+    """The log-mel spectrogram in grey with the occlusion map over it: red patches supported the label
+    (silencing them lowers its probability), blue ones argued against it. Frequency on the mel scale."""
+    import librosa
+
+    top = float(np.max(np.abs(occ.drops))) or 1e-6
+    band_mel = librosa.hz_to_mel(occ.band_edges_hz)
+    custom = np.stack(np.broadcast_arrays(occ.band_edges_hz[:-1, None], occ.band_edges_hz[1:, None],
+                                          occ.segment_edges_s[None, :-1], occ.segment_edges_s[None, 1:]), axis=-1)
+    fig = go.Figure([
+        go.Heatmap(z=occ.log_mel, x=occ.times, y=librosa.hz_to_mel(occ.mel_hz), colorscale="Greys",
+                   showscale=False, name="log-mel", hovertemplate="%{x:.2f} s: %{z:.0f} dB<extra>spectrogram</extra>"),
+        go.Heatmap(z=occ.drops, x=occ.segment_edges_s, y=band_mel, zmin=-top, zmax=top, zmid=0, customdata=custom,
+                   colorscale=[[0, "rgba(31,119,180,0.65)"], [0.5, "rgba(255,255,255,0)"], [1, "rgba(214,39,40,0.7)"]],
+                   colorbar=dict(title=f"drop in<br>P({occ.label})", tickformat=".0%"), name="occlusion",
+                   hovertemplate=("%{customdata[0]:.0f}-%{customdata[1]:.0f} Hz, %{customdata[2]:.2f}-"
+                                  "%{customdata[3]:.2f} s<br>silenced: P falls by %{z:.1%}<extra>occlusion</extra>")),
+    ])
+    ticks = [hz for hz in _HZ_TICKS if hz <= occ.band_edges_hz[-1]]
+    fig.update_yaxes(tickvals=librosa.hz_to_mel(ticks), ticktext=[f"{hz // 1000}k" if hz >= 1000 else str(hz)
+                                                                   for hz in ticks])
+    fig.update_xaxes(range=[occ.start, occ.end])
+    return _layout(fig, title or f"What the model listened to for “{occ.label}” ({occ.probability:.0%})",
+                   "time (s)", "frequency (Hz, mel scale)", height=360)
+
+
+def importance_bars(table: pd.DataFrame, top: int = 15, title: str | None = None) -> go.Figure:
+    """The `top` most important features of a permutation_importance table, the most important at the top,
+    with one standard deviation over the repeats as error bars."""
+    rows = table.head(top).iloc[::-1]
+    accuracy = table.attrs.get("metric", "accuracy") == "accuracy"
+    scale = 100.0 if accuracy else 1.0
+    meanings = rows["meaning"] if "meaning" in rows else [""] * len(rows)
+    labels = [f"{feature}<br><i>{meaning}</i>" if meaning else feature
+              for feature, meaning in zip(rows["feature"], meanings)]
+    fig = go.Figure(go.Bar(x=rows["importance"] * scale, y=labels, orientation="h",
+                           error_x=dict(type="data", array=rows["std"] * scale), marker_color="#d62728",
+                           hovertemplate="%{y}: %{x:.1f}<extra></extra>"))
+    fig.update_layout(yaxis=dict(automargin=True))
+    return _layout(fig, title or f"Which features the model leans on (top {min(top, len(table))})",
+                   "accuracy lost when shuffled (points)" if accuracy else "log-likelihood lost when shuffled",
+                   "", height=max(280, (34 if any(meanings) else 22) * len(rows) + 90))
+
+
+def prosody_contours(pros, title: str = "Pitch and energy over time") -> go.Figure:
+    """Pitch contour (voiced frames), energy in dB on a second axis, and the syllable nuclei counted."""
+    nuclei = np.searchsorted(pros.times, pros.nuclei)
+    fig = go.Figure([
+        go.Scatter(x=pros.times, y=pros.f0, name="pitch (Hz)", mode="lines+markers", marker=dict(size=3),
+                   line=dict(color="#d62728", width=2), connectgaps=False),
+        go.Scatter(x=pros.times, y=pros.energy_db, name="energy (dB)", yaxis="y2", line=dict(color="#1f77b4", width=1)),
+        go.Scatter(x=pros.nuclei, y=pros.energy_db[np.clip(nuclei, 0, len(pros.times) - 1)], yaxis="y2",
+                   mode="markers", name="syllable nuclei",
+                   marker=dict(symbol="triangle-down", size=9, color="#1f77b4")),
+    ])
+    fig.update_layout(yaxis2=dict(title="energy (dB)", overlaying="y", side="right"),
+                      legend=dict(orientation="h", y=-0.3))
+    return _layout(fig, title, "time (s)", "pitch (Hz)", height=320)
+
+
+def prosody_comparison(summary: dict, averages: pd.DataFrame, label: str | None = None,
+                       title: str = "This clip against each emotion's average") -> go.Figure:
+    """One panel per prosody number: each emotion's corpus average as a bar (the predicted one solid),
+    and this clip as a black line across."""
+    from plotly.subplots import make_subplots
+
+    from .explain import SUMMARY, SUMMARY_TITLES
+
+    fig = make_subplots(rows=1, cols=len(SUMMARY), subplot_titles=[SUMMARY_TITLES[key] for key in SUMMARY],
+                        horizontal_spacing=0.06)
+    emotions = list(averages.index)
+    for col, key in enumerate(SUMMARY, start=1):
+        values = averages[key].to_numpy(dtype=float)
+        floor = 0.0
+        if key == "mean_energy_db":  # negative dB: bars rise from a floor below every value, not hang from 0
+            floor = float(np.floor(np.nanmin([*values, summary.get(key, np.nan)]) / 5) * 5 - 5)
+        fig.add_bar(x=emotions, y=values - floor, base=floor, customdata=values, row=1, col=col, showlegend=False,
+                    name=key, marker_color=[EMOTION_COLOURS.get(e, "#888") for e in emotions],
+                    marker_opacity=[1.0 if e == label else 0.4 for e in emotions],
+                    hovertemplate="%{x}: %{customdata:.1f}<extra>average</extra>")
+        if np.isfinite(summary.get(key, np.nan)):
+            fig.add_scatter(x=emotions, y=[summary[key]] * len(emotions), mode="lines", row=1, col=col,
+                            line=dict(color="black", width=2), name="this clip", showlegend=col == 1,
+                            hovertemplate=f"this clip: {summary[key]:.1f}<extra></extra>")
+    fig.update_annotations(font_size=12)
+    fig.update_layout(legend=dict(orientation="h", y=-0.35))
+    return _layout(fig, title, "", "", height=340)

@@ -197,10 +197,10 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
 
 
 def _svm_fitter(cfg: TrainConfig):
-    from .classifiers import make_classifier
+    from .classifiers import fit_classifier
 
     def fit(train, validation, fold, folds):
-        return make_classifier(cfg.model, seed=cfg.seed).fit(*train), [], False
+        return fit_classifier(cfg.model, *train, seed=cfg.seed), [], False
     return fit
 
 
@@ -258,19 +258,25 @@ def _keras_fitter(cfg: TrainConfig, labels: list[str], emit: Callable[[Event], N
     return fit
 
 
-def _predict_labels(model, X: np.ndarray, labels: list[str], keras_model: bool) -> np.ndarray:
+def _predict_labels(model, X: np.ndarray, labels: list[str],
+                    keras_model: bool) -> tuple[np.ndarray, pd.DataFrame | None]:
+    """The labels predicted for the rows of X, and each class's probability (for per-clip predictions)."""
+    from .evaluation import class_probabilities
+
     if not keras_model:
-        return model.predict(X)
+        return model.predict(X), class_probabilities(model, X)
     probabilities = model.predict(X.astype(np.float32), batch_size=256, verbose=0)
-    return np.asarray(labels)[probabilities.argmax(axis=1)]
+    return np.asarray(labels)[probabilities.argmax(axis=1)], pd.DataFrame(probabilities, columns=labels)
 
 
 def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = None) -> Path:
-    """Save a run's model as a bundle with its config and measured figures.
+    """Save a run's model as a bundle with its config and measured figures (and per-clip predictions as
+    predictions.csv beside metadata.json).
 
     Without `out_dir` it goes to the user's models folder, where a shipped model's name is refused.
     """
-    from .bundles import save_bundle
+    from .bundles import PREDICTIONS_FILE, save_bundle
+    from .evaluation import predictions_to_csv
     from .features import get_pipeline
 
     if run.model is None:
@@ -300,7 +306,9 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
                      "label_counts": run.label_counts, "history": run.history},
         "evaluation": run.result.to_dict() if run.result else None,
     }
-    return save_bundle(target, run.model, metadata)
+    predictions = run.result.predictions if run.result else None
+    files = {PREDICTIONS_FILE: predictions_to_csv(predictions)} if predictions is not None else None
+    return save_bundle(target, run.model, metadata, files=files)
 
 
 class TrainingJob:

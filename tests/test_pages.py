@@ -1,4 +1,4 @@
-"""The Explore, Train and Classify pages, run by Streamlit's AppTest: widgets, uploads, charts, messages."""
+"""The Explore, Train, Classify and Record pages, run by Streamlit's AppTest: widgets, uploads, charts, messages."""
 from __future__ import annotations
 
 import base64
@@ -164,3 +164,50 @@ def test_sessions_do_not_see_each_other(monkeypatch, data_root):
     assert [t.label for t in first.text_input] == ["Save as"]  # the first session has a result to save
     assert "job" not in second.session_state and not second.text_input  # the second sees none of it
     assert second.button[0].label == "Train"
+
+
+def test_record_saves_relabels_and_deletes_clips_that_explore_then_sees(monkeypatch, tmp_path):
+    at = page("5_Record.py", monkeypatch, tmp_path)
+    at.text_input(key="new_corpus").set_value("My Class")
+    at.text_input(key="speaker").set_value("Ana")
+    at.selectbox(key="label").set_value("sad")
+    at.radio(key="source").set_value("Upload a file").run()
+    at.file_uploader[0].upload("ana.wav", wav(voice(duration=1.0)), "audio/wav").run()
+    at.button(key="save").click().run()
+    assert not at.exception and not at.error
+    assert "Saved sad/ana_001.wav" in at.success[0].value and at.selectbox(key="corpus").value == "my-class"
+    assert at.dataframe[0].value[["file", "speaker", "label"]].values.tolist() == [["sad/ana_001.wav", "ana", "sad"]]
+    assert at.button(key="save").disabled  # the uploader is cleared for the next clip
+    assert "of 1 clips, 1 speakers" in page("1_Explore.py", monkeypatch, tmp_path).markdown[0].value
+    at.radio(key="source").set_value("Record").run()
+    at.audio_input[0].set_value(("recording.wav", wav(voice(duration=1.0, f0=220)), "audio/wav"))
+    at.text_input(key="speaker").set_value("ben")
+    at.selectbox(key="label").set_value("happy").run()
+    at.button(key="save").click().run()
+    assert not at.exception and "Saved happy/ben_001.wav" in at.success[0].value
+    assert sorted(at.dataframe[0].value["file"]) == ["happy/ben_001.wav", "sad/ana_001.wav"]
+    assert any("**2** speakers" in block.value for block in at.markdown)
+    explore = page("1_Explore.py", monkeypatch, tmp_path)  # the catalog was read again after the change
+    assert explore.sidebar.multiselect(key="filter_speaker").options == ["my-class_ana", "my-class_ben"]
+    at.selectbox(key="clip").set_value("happy/ben_001.wav").run()
+    at.selectbox(key="relabel_happy/ben_001.wav").set_value("angry").run()
+    at.button(key="relabel").click().run()
+    assert not at.exception and at.selectbox(key="clip").value == "angry/ben_001.wav"
+    assert sorted(at.dataframe[0].value["label"]) == ["angry", "sad"]
+    at.button(key="delete").click().run()
+    assert not at.exception and "Deleted angry/ben_001.wav" in at.success[0].value
+    assert at.dataframe[0].value["file"].tolist() == ["sad/ana_001.wav"]
+    assert "two speakers" in at.warning[0].value
+
+
+def test_record_refuses_a_non_audio_upload_and_a_missing_speaker(monkeypatch, tmp_path):
+    at = page("5_Record.py", monkeypatch, tmp_path)
+    at.text_input(key="new_corpus").set_value("my-class")
+    at.radio(key="source").set_value("Upload a file").run()
+    at.file_uploader[0].upload("notes.wav", b"hello, this is a text file", "audio/wav").run()
+    assert not at.exception and "not an audio recording" in at.error[0].value
+    assert at.button(key="save").disabled
+    at.file_uploader[0].upload("clip.wav", wav(voice(duration=1.0)), "audio/wav").run()
+    at.button(key="save").click().run()
+    assert not at.exception and "Enter the speaker's name" in at.error[0].value
+    assert not (tmp_path / "my-class").exists()

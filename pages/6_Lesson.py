@@ -1,0 +1,87 @@
+"""The leakage lesson: the same features and model under a random split and by speaker, side by side."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app_common import catalog_or_message
+from ser_core import config, plots
+from ser_core.errors import SerError
+
+st.set_page_config(page_title="Lesson · SER Studio", page_icon="🎙️", layout="wide")
+st.title("Why a random split lies")
+st.write("Most speech-emotion demos report accuracy from a random split of the clips. Run the same features and "
+         "the same classifier twice on the same data, once split at random and once by speaker, and compare.")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_lesson(chosen: pd.DataFrame, features: str, classifier: str, folds: int, _progress=None) -> dict:
+    """The three evaluations as dicts; cached, so a class that opens the page again sees them at once."""
+    from ser_core.lesson import leakage_lesson
+
+    lesson = leakage_lesson(chosen, features=features, classifier=classifier, folds=folds, progress=_progress)
+    return {"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
+            "normalised": lesson.speaker_normalised.to_dict(),
+            "inflation": lesson.inflation, "gain": lesson.normalisation_gain}
+
+
+def show_side(result: dict, heading: str, key: str) -> None:
+    st.subheader(heading)
+    pooled = result["pooled"]
+    a, b = st.columns(2)
+    a.metric("Accuracy", f"{pooled['accuracy']:.1%}")
+    b.metric("UAR (mean recall)", f"{pooled['uar']:.1%}")
+    st.caption(f"Protocol: **{result['protocol']}** ({result['description']})"
+               + (", per-speaker normalisation" if result["speaker_norm"] else "")
+               + f" · {result['folds']} folds · {result['n_clips']} clips, {result['n_speakers']} speakers")
+    st.plotly_chart(plots.confusion(pooled, normalise=True), key=f"lesson_cm_{key}")
+
+
+clips = catalog_or_message()
+if clips is None:
+    st.stop()
+
+from ser_core.classifiers import CLASSIFIERS  # noqa: E402
+from ser_core.corpora import select  # noqa: E402
+from ser_core.features import PIPELINES  # noqa: E402
+from ser_core.lesson import WHY_NORMALISATION_HELPS, WHY_RANDOM_INFLATES  # noqa: E402
+
+names = sorted(clips["corpus"].unique())
+with st.form("lesson_settings"):
+    left, middle, right = st.columns(3)
+    corpora = left.multiselect("Corpora", names, default=["ravdess"] if "ravdess" in names else names[:1])
+    features = middle.selectbox("Features", list(PIPELINES), index=list(PIPELINES).index("egemaps"))
+    classifier = middle.selectbox("Classifier", list(CLASSIFIERS))
+    folds = right.number_input("Folds", 2, 10, config.DEFAULT_FOLDS)
+    go = st.form_submit_button("Run the lesson", type="primary")
+if go:
+    bar = st.progress(0.0, text="Extracting features (cached after the first run)…")
+    try:
+        st.session_state["lesson"] = run_lesson(
+            select(clips, corpus=corpora), features, classifier, int(folds),
+            _progress=lambda stage, done, total: bar.progress(done / max(total, 1), text=f"{stage}: {done}/{total}"))
+    except SerError as error:
+        st.error(str(error))
+    bar.empty()
+
+lesson = st.session_state.get("lesson")
+if lesson is None:
+    st.caption("eGeMAPS features of RAVDESS take about half a minute the first time, then a few seconds.")
+    st.stop()
+
+left, right = st.columns(2)
+with left:
+    show_side(lesson["random"], "Random split", "random")
+with right:
+    show_side(lesson["speaker"], "By speaker", "speaker")
+st.metric("What the random split adds", f"{lesson['inflation']:+.1%} accuracy", delta_color="off")
+st.markdown(WHY_RANDOM_INFLATES)
+
+st.header("Per-speaker normalisation")
+left, right = st.columns(2)
+with left:
+    show_side(lesson["speaker"], "By speaker", "speaker_raw")
+with right:
+    show_side(lesson["normalised"], "By speaker, each voice normalised by itself", "normalised")
+st.metric("What normalisation adds, honestly", f"{lesson['gain']:+.1%} accuracy", delta_color="off")
+st.markdown(WHY_NORMALISATION_HELPS)
