@@ -37,6 +37,15 @@ def show_side(result: dict, heading: str, key: str) -> None:
     st.plotly_chart(plots.confusion(pooled, normalise=True), key=f"lesson_cm_{key}")
 
 
+def compare(first: tuple[str, dict, str], second: tuple[str, dict, str], what: str, gain: float, why: str) -> None:
+    """Two (heading, result, key) side by side, the accuracy one adds over the other, and why."""
+    for column, (heading, result, key) in zip(st.columns(2), (first, second)):
+        with column:
+            show_side(result, heading, key)
+    st.metric(what, f"{gain:+.1%} accuracy", delta_color="off")
+    st.markdown(why)
+
+
 clips = catalog_or_message()
 if clips is None:
     st.stop()
@@ -69,19 +78,9 @@ if lesson is None:
     st.caption("eGeMAPS features of RAVDESS take about half a minute the first time, then a few seconds.")
     st.stop()
 
-left, right = st.columns(2)
-with left:
-    show_side(lesson["random"], "Random split", "random")
-with right:
-    show_side(lesson["speaker"], "By speaker", "speaker")
-st.metric("What the random split adds", f"{lesson['inflation']:+.1%} accuracy", delta_color="off")
-st.markdown(WHY_RANDOM_INFLATES)
-
+compare(("Random split", lesson["random"], "random"), ("By speaker", lesson["speaker"], "speaker"),
+        "What the random split adds", lesson["inflation"], WHY_RANDOM_INFLATES)
 st.header("Per-speaker normalisation")
-left, right = st.columns(2)
-with left:
-    show_side(lesson["speaker"], "By speaker", "speaker_raw")
-with right:
-    show_side(lesson["normalised"], "By speaker, each voice normalised by itself", "normalised")
-st.metric("What normalisation adds, honestly", f"{lesson['gain']:+.1%} accuracy", delta_color="off")
-st.markdown(WHY_NORMALISATION_HELPS)
+compare(("By speaker", lesson["speaker"], "speaker_raw"),
+        ("By speaker, each voice normalised by itself", lesson["normalised"], "normalised"),
+        "What normalisation adds, honestly", lesson["gain"], WHY_NORMALISATION_HELPS)

@@ -85,7 +85,7 @@ def page(browser):
 def test_home_classifies_a_real_clip(server, page, shared_corpora):
     clip = next((shared_corpora / "tess" / "YAF_angry").glob("*.*"))
     page.goto(server)
-    page.get_by_text("Classify a clip").wait_for()
+    page.get_by_role("heading", name="Classify a clip").wait_for()
     page.set_input_files('input[type="file"]', str(clip))
     metric = page.locator('[data-testid="stMetricValue"]')
     metric.wait_for()
