@@ -70,9 +70,12 @@ def import_keras():
     """Keras on the TensorFlow backend, quiet: imported on first use only."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # openSMILE's native library must be loaded before TensorFlow's: loaded after it, every eGeMAPS
-    # extraction in this process corrupts the heap (malloc aborts), e.g. classifying after training a model.
+    # Native libraries that must be loaded before TensorFlow's, for the app runs them all in one process:
+    # loaded after it, openSMILE corrupts the heap on every eGeMAPS extraction (malloc aborts), e.g. when
+    # classifying after training a model, and pylibsrtp (aiortc's SRTP, under the Live page) segfaults on
+    # import, e.g. when opening the Live page after training.
     import opensmile  # noqa: F401
+    import pylibsrtp  # noqa: F401
     import keras
 
     # Streamlit calls keras.backend.clear_session() after every script run. That replaces Keras' per-thread

@@ -186,14 +186,16 @@ def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
     assert run.result.pooled["accuracy"] > 0.25  # chance is 12.5% over 8 emotions
 
 
-def test_egemaps_still_works_after_tensorflow_is_loaded():
-    """The app trains a Keras model, then classifies with the eGeMAPS default model, in one process."""
+def test_egemaps_and_the_live_page_still_work_after_tensorflow_is_loaded():
+    """The app trains a Keras model, then classifies with the eGeMAPS default model and opens the Live page
+    (streamlit-webrtc), in one process."""
     import subprocess
     import sys
 
     script = ("from ser_core.models import import_keras; import_keras(); import tensorflow; "
+              "import streamlit_webrtc; "
               "from ser_core.features import extract; from tests.clips import voice; "
               "print(extract(voice(duration=2.0), 16000, 'egemaps').shape)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             cwd=Path(__file__).resolve().parent.parent)
-    assert result.returncode == 0 and result.stdout.strip() == "(88,)", result.stderr[-2000:]
+    assert result.returncode == 0 and result.stdout.strip() == "(88,)", (result.returncode, result.stderr[-2000:])
