@@ -260,28 +260,13 @@ def cmd_models(args) -> int:
 
 def _write_files_atomically(folder: Path, files: dict[str, bytes]) -> list[Path]:
     """Each file into `folder` by a hidden temporary file and a rename: never a half-written file."""
-    import os
-    import tempfile
+    from .files import write_atomically
 
-    written = []
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-            try:
-                with os.fdopen(handle, "wb") as stream:
-                    stream.write(content)
-                os.chmod(temporary, 0o666 & ~umask)  # as an ordinary file, not mkstemp's owner-only mode
-                os.replace(temporary, folder / name)
-            finally:
-                if os.path.exists(temporary):
-                    os.unlink(temporary)
-            written.append(folder / name)
+        return [write_atomically(folder / name, lambda path, content=content: Path(path).write_bytes(content))
+                for name, content in files.items()]
     except OSError as error:
         raise OptionError(f"Cannot write the report into {folder}: {error.strerror or error}.") from None
-    return written
 
 
 def cmd_report(args) -> int:

@@ -437,17 +437,10 @@ def _read_table(file: Path) -> pd.DataFrame | None:
 
 def _write_table(file: Path, table: pd.DataFrame) -> None:
     """Atomically, like the feature cache: a reader never sees half a file."""
-    import tempfile
+    from .files import write_atomically
 
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump({"rows": table.values.tolist(), "attrs": table.attrs}, out)
-        os.replace(tmp, file)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    content = json.dumps({"rows": table.values.tolist(), "attrs": table.attrs})
+    write_atomically(file, lambda path: Path(path).write_text(content))
 
 
 # --- prosody -------------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -478,16 +477,13 @@ def _read_cached(file: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def _write_cached(file: Path, x: np.ndarray) -> None:
-    """Write atomically (a temporary file, then os.replace): readers never see half a file."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    """Write atomically: readers never see half a file."""
+    from .files import write_atomically
+
+    def save(path: str) -> None:
+        with open(path, "wb") as out:  # a file object: np.save would add ".npy" to a path
             np.save(out, x)
-        os.replace(tmp, file)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(file, save)
 
 
 @functools.cache

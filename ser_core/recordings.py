@@ -20,13 +20,12 @@ from __future__ import annotations
 import csv
 import os
 import re
-import tempfile
 import threading
 import unicodedata
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -36,6 +35,7 @@ from . import config
 from .audio import AudioSource, audio_info, load_audio, to_wav_bytes
 from .corpora import _CUSTOM_METADATA, _slug, parse_custom
 from .errors import DatasetError, OptionError, SerError, TooLongError
+from .files import write_atomically
 
 METADATA_COLUMNS: tuple[str, ...] = ("file", "speaker", "label", "gender", "date")
 CLIP_COLUMNS: tuple[str, ...] = METADATA_COLUMNS + ("duration", "path")
@@ -124,8 +124,8 @@ def add_clip(corpus: str, audio: AudioSource | np.ndarray, *, speaker: str, labe
             columns, rows = _load(folder)
             known = [row for row in rows if row["speaker"].casefold() == speaker]  # "Eve" in a hand-made table
             target = folder / label / _free_name(folder, speaker)
-            _write_atomically(target, lambda temporary: sf.write(temporary, y, config.RECORDING_RATE,
-                                                                  format="WAV", subtype="PCM_16"))
+            write_atomically(target, lambda temporary: sf.write(temporary, y, config.RECORDING_RATE,
+                                                                  format="WAV", subtype="PCM_16"), durable=True)
             row = {"file": _key(target), "speaker": known[0]["speaker"] if known else speaker, "label": label,
                    "gender": gender or next((other["gender"] for other in known if other["gender"]), ""),
                    "date": _now()}
@@ -336,23 +336,7 @@ def _save_metadata(folder: Path, columns: list[str], rows: list[dict]) -> None:
             writer.writeheader()
             writer.writerows(sorted(rows, key=lambda row: row["file"]))
 
-    _write_atomically(folder / _CUSTOM_METADATA, write)
-
-
-def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """Write through `write(temporary path)` to a hidden file beside `target`, flush it to disk, then put it in
-    place with one os.replace: readers see the old file or the new one, never a part."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_atomically(folder / _CUSTOM_METADATA, write, durable=True)
 
 
 def _remove_if_empty(folder: Path) -> None:
