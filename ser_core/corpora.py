@@ -71,7 +71,7 @@ _LABEL_FOLDERS = {label: label for label in config.LABELS} | {
     "afraid": "fearful", "scared": "fearful", "disgusted": "disgust", "surprise": "surprised",
     "pleasant_surprise": "surprised", "pleasant_surprised": "surprised", "ps": "surprised",
 }
-_CUSTOM_METADATA = "metadata.csv"  # columns file, speaker, and optionally gender (or sex)
+CUSTOM_METADATA = "metadata.csv"  # columns file, speaker, and optionally gender (or sex)
 _CUSTOM_SPEAKER = re.compile(r"^([^_-]+)[_-]")
 _GENDERS = {"m": "male", "male": "male", "man": "male", "f": "female", "female": "female", "woman": "female"}
 
@@ -169,7 +169,7 @@ def parse_custom(path: Path) -> dict | None:
     if label is None:
         return None
     speaker = _CUSTOM_SPEAKER.match(path.stem)
-    return _row(_slug(path.parent.parent.name), speaker.group(1) if speaker else "unknown", label)
+    return _row(corpus_slug(path.parent.parent.name), speaker.group(1) if speaker else "unknown", label)
 
 
 # Tried in this order: the strict numeric schemes first, custom folders last (any file name fits them).
@@ -187,7 +187,7 @@ def parse_name(path: Path) -> dict | None:
     return None
 
 
-def _slug(name: str) -> str:
+def corpus_slug(name: str) -> str:
     """A folder name as a custom corpus name, never one of the named corpora's (their speakers would mix)."""
     slug = re.sub(r"[\W_]+", "-", name.casefold()).strip("-") or "custom"
     return f"{slug}-custom" if slug in CORPUS_NAMES else slug
@@ -249,14 +249,14 @@ def _scan(root: Path) -> _Scan:
         name = os.path.basename(path).lower()
         if os.path.splitext(name)[1] in config.AUDIO_EXTENSIONS:
             audio.append((path, size))
-        elif name in (_CREMAD_DEMOGRAPHICS, _CUSTOM_METADATA):
+        elif name in (_CREMAD_DEMOGRAPHICS, CUSTOM_METADATA):
             tables[name].append(path)
     genders = {f"cremad_{row['actorid']}": _GENDERS.get(row.get("sex", "").lower())
                for table in sorted(tables[_CREMAD_DEMOGRAPHICS]) for row in _read_csv(table)
                if row.get("actorid")}
     metadata = {os.path.dirname(table): {entry.get("file", "").replace("\\", "/").removeprefix("./"): entry
                                          for entry in _read_csv(table)}
-                for table in tables[_CUSTOM_METADATA]}
+                for table in tables[CUSTOM_METADATA]}
     rows, unparsed = [], []
     for path, size in sorted(audio):
         row = parse_name(Path(path))

@@ -33,7 +33,7 @@ import soundfile as sf
 
 from . import config
 from .audio import AudioSource, audio_info, load_audio, to_wav_bytes
-from .corpora import _CUSTOM_METADATA, _slug, parse_custom
+from .corpora import CUSTOM_METADATA, corpus_slug, parse_custom
 from .errors import DatasetError, OptionError, SerError, TooLongError
 from .files import write_atomically
 
@@ -51,7 +51,7 @@ def corpus_name(name: str) -> str:
     """The folder and catalog name of a corpus as typed ("Mrs Smith's class" -> "mrs-smith-s-class")."""
     if not re.search(r"[^\W_]", name or ""):
         raise OptionError("Name the corpus: letters or digits, e.g. my-class.")
-    slug = _slug(name)
+    slug = corpus_slug(name)
     if len(slug) > _MAX_CORPUS_NAME:
         raise OptionError(f"A corpus name has at most {_MAX_CORPUS_NAME} characters; {name!r} has more.")
     return slug
@@ -78,7 +78,7 @@ def list_corpora(*, data_dir: str | os.PathLike | None = None) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(entry.name for entry in root.iterdir()
-                  if entry.is_dir() and entry.name == _slug(entry.name) and any(_entries(entry))
+                  if entry.is_dir() and entry.name == corpus_slug(entry.name) and any(_entries(entry))
                   and _is_corpus_folder(entry))
 
 
@@ -232,14 +232,14 @@ def _label_folder(path: Path) -> bool:
 
 def _is_corpus_folder(folder: Path) -> bool:
     """Whether a folder holds nothing but label folders and metadata.csv, so writing into it mixes nothing."""
-    return all(entry.name == _CUSTOM_METADATA or _label_folder(entry) for entry in _entries(folder))
+    return all(entry.name == CUSTOM_METADATA or _label_folder(entry) for entry in _entries(folder))
 
 
 def _corpus_folder(corpus: str, data_dir: str | os.PathLike | None) -> Path:
     """<data root>/<corpus name>; refused when a folder of that name holds something else (another corpus)."""
     folder = config.data_root(data_dir).resolve() / corpus_name(corpus)
     if folder.is_dir() and not _is_corpus_folder(folder):
-        raise OptionError(f"{folder} already holds files other than label folders and {_CUSTOM_METADATA}; "
+        raise OptionError(f"{folder} already holds files other than label folders and {CUSTOM_METADATA}; "
                           "choose another corpus name.")
     return folder
 
@@ -283,7 +283,7 @@ def _free_name(folder: Path, speaker: str) -> str:
 
 def _read_metadata(folder: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
     """metadata.csv's columns and rows by `file`; a table that cannot be read stops the change, never is overwritten."""
-    path = folder / _CUSTOM_METADATA
+    path = folder / CUSTOM_METADATA
     if not path.is_file():
         return [], {}
     try:
@@ -336,7 +336,7 @@ def _save_metadata(folder: Path, columns: list[str], rows: list[dict]) -> None:
             writer.writeheader()
             writer.writerows(sorted(rows, key=lambda row: row["file"]))
 
-    write_atomically(folder / _CUSTOM_METADATA, write, durable=True)
+    write_atomically(folder / CUSTOM_METADATA, write, durable=True)
 
 
 def _remove_if_empty(folder: Path) -> None:
