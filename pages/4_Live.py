@@ -84,20 +84,27 @@ with st.expander("Using it from another computer"):
                 "firewalls, TURN) servers, and open the app over HTTPS, which browsers require for a microphone.")
 
 
-def draw_results(live: LiveSession, results: list, playing: bool, key: int) -> None:
-    """The newest window's emotion and bars, and the rolling timeline. `key` keeps redrawn charts apart."""
+def draw_results(live: LiveSession, results: list, playing: bool) -> None:
+    """The newest window's emotion and bars, and the rolling timeline."""
     last = results[-1]
     if last.probabilities:
         st.metric("Now", last.label, f"{last.probabilities[last.label]:.0%}", delta_color="off")
     else:
         st.metric("Now", "silence")
-    if playing:  # data-ended lets bench/bench_live_page.py time the result's arrival on the page
+    if playing:  # data-ended and data-ready let bench/bench_live_page.py time the result's way to the page
         st.caption(f'Window {last.start:.1f}–{last.end:.1f} s of the stream, <span data-ended="'
-                   f'{live.last_ended_at * 1000:.0f}">shown {time.time() - live.last_ended_at:.2f} s after it '
-                   "ended</span>.", unsafe_allow_html=True)
-    if last.probabilities:
-        st.plotly_chart(plots.probabilities(last.probabilities, "Last window"), key=f"live_bars_{key}")
-    st.plotly_chart(plots.timeline(results[-60:], live.predictor.labels), key=f"live_timeline_{key}")
+                   f'{live.last_ended_at * 1000:.0f}" data-ready="{live.last_ready_at * 1000:.0f}">shown '
+                   f'{time.time() - live.last_ended_at:.2f} s after it ended</span>.', unsafe_allow_html=True)
+        # Light SVG charts while streaming: redrawing Plotly charts every hop made results reach the page
+        # about 0.2 s later (bench/bench_live_page.py).
+        left, right = st.columns([2, 3])
+        if last.probabilities:
+            left.markdown(plots.probability_bars_svg(last.probabilities), unsafe_allow_html=True)
+        right.markdown(plots.timeline_svg(results[-60:], live.predictor.labels), unsafe_allow_html=True)
+    else:
+        if last.probabilities:
+            st.plotly_chart(plots.probabilities(last.probabilities, "Last window"), key="live_bars")
+        st.plotly_chart(plots.timeline(results[-60:], live.predictor.labels), key="live_timeline")
     if live.dropped:
         st.caption(f"{live.dropped} windows skipped to keep up.")
 
@@ -129,7 +136,7 @@ def live_view() -> None:
         if not live.closed and live.results:
             live.close()  # the stream stopped: classify what is queued, stop the worker
         if live.results:
-            draw_results(live, live.results, playing=False, key=0)
+            draw_results(live, live.results, playing=False)
             draw_summary(live)
         return
     level, shown = st.empty(), st.empty()
@@ -144,7 +151,7 @@ def live_view() -> None:
             results = live.results
             drawn = len(results)
             with shown.container():
-                draw_results(live, results, playing=True, key=drawn)
+                draw_results(live, results, playing=True)
 
 
 live_view()

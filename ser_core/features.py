@@ -276,7 +276,7 @@ def _egemaps(y: np.ndarray, sr: int, p: Mapping[str, Any]) -> np.ndarray:
         # openSMILE gives NaN for a segment too short (a click in silence): then keep the whole clip.
         y = trimmed if len(trimmed) >= config.MIN_DURATION * sr else y
     smile = _smile(p["feature_set"], p["feature_level"])
-    return smile.process_signal(y, sr).to_numpy(dtype=np.float32)[0]
+    return smile(y, sr).astype(np.float32).reshape(-1)  # calling it skips process_signal's DataFrame
 
 
 @functools.cache

@@ -58,6 +58,7 @@ class LiveSession:
         self._pending: queue.Queue = queue.Queue(maxsize=max_pending)
         self._results: list[WindowPrediction] = []
         self.last_ended_at = 0.0                 # wall time at which the newest result's window ended
+        self.last_ready_at = 0.0                 # and at which its result was ready
         self.dropped = 0
         self.latencies: deque[float] = deque(maxlen=1000)  # seconds from a window's last sample to its result
         self.level_dbfs = -120.0
@@ -208,8 +209,8 @@ def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None
             [result] = session.predictor.timeline([(start, samples)]).windows
             with session._new_result:
                 session._results.append(result)
-                session.last_ended_at = queued
-                session.latencies.append(time.time() - queued)
+                session.last_ended_at, session.last_ready_at = queued, time.time()
+                session.latencies.append(session.last_ready_at - queued)
                 session._new_result.notify_all()
         except SerError as error:
             session.error = str(error)

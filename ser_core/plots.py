@@ -4,6 +4,7 @@ Signal views (waveplot, spectrograms, MFCC, pitch and energy) are computed for o
 """
 from __future__ import annotations
 
+from html import escape
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -246,3 +247,74 @@ def prosody_comparison(summary: dict, averages: pd.DataFrame, label: str | None 
     fig.update_annotations(font_size=12)
     fig.update_layout(legend=dict(orientation="h", y=-0.35))
     return _layout(fig, title, "", "", height=340)
+
+
+# --- light charts for the live view: SVG text, drawn in a few milliseconds -------------------------------------
+# A Plotly chart redrawn every hop cost the Live page more time than classifying the window (bench_live_page.py).
+
+def probability_bars_svg(probs: dict[str, float], width: int = 400) -> str:
+    """A horizontal bar per label (in config.LABELS order), its share of `width` and its percentage."""
+    labels = [label for label in config.LABELS if label in probs] + sorted(set(probs) - set(config.LABELS))
+    row, left, right = 24, 90, 48
+    span = width - left - right
+    parts = []
+    for i, label in enumerate(labels):
+        y, p = i * row, min(1.0, max(0.0, float(probs[label])))
+        parts.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{escape(label)}</text>'
+                     f'<rect x="{left}" y="{y + 3}" width="{p * span:.1f}" height="{row - 6}" '
+                     f'fill="{EMOTION_COLOURS.get(label, "#888888")}" data-label="{escape(label)}"/>'
+                     f'<text x="{left + p * span + 6:.1f}" y="{y + 16}">{p:.0%}</text>')
+    summary = ", ".join(f"{label} {probs[label]:.0%}" for label in labels)
+    return _svg(width, row * len(labels), f"Emotion probabilities: {summary}", "".join(parts))
+
+
+def timeline_svg(windows: Sequence, labels: Sequence[str], width: int = 720, height: int = 220) -> str:
+    """Each label's probability per window (a line through the windows' centres, broken where a window is
+    silent), silent windows shaded grey one hop wide, the time axis in seconds of the stream; a legend on top."""
+    left, top, bottom, right = 40, 28, 22, 10
+    plot_w, plot_h = width - left - right, height - top - bottom
+    centres = np.array([(w.start + w.end) / 2 for w in windows], dtype=float)
+    step = float(np.median(np.diff(centres))) if len(centres) > 1 else (windows[0].end - windows[0].start
+                                                                       if windows else 1.0)
+    t0 = centres[0] - step / 2 if len(centres) else 0.0
+    scale = plot_w / max(len(centres) * step, 1e-9)
+
+    def x(t: float) -> float:
+        return left + (t - t0) * scale
+
+    def y(p: float) -> float:
+        return top + (1 - p) * plot_h
+
+    parts = [f'<rect x="{x(c - step / 2):.1f}" y="{top}" width="{step * scale:.1f}" height="{plot_h}" '
+             f'fill="{EMOTION_COLOURS["silence"]}" class="silence"/>'
+             for c, w in zip(centres, windows) if not w.probabilities]
+    for p in (0.0, 0.5, 1.0):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(p):.1f}" y2="{y(p):.1f}" stroke="#cccccc"/>'
+                     f'<text x="{left - 4}" y="{y(p) + 4:.1f}" text-anchor="end">{p:.0%}</text>')
+    t1 = t0 + len(centres) * step
+    tick = max(1, int(np.ceil((t1 - t0) / 6)))
+    for t in range(int(np.ceil(t0 / tick)) * tick, int(t1) + 1, tick):
+        parts.append(f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="middle">{t} s</text>')
+    spacing = min(84.0, (width - left) / max(len(labels), 1))
+    for i, label in enumerate(labels):
+        colour = EMOTION_COLOURS.get(label, "#888888")
+        parts.append(f'<rect x="{left + i * spacing:.0f}" y="6" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{left + i * spacing + 14:.0f}" y="15">{escape(label)}</text>')
+        runs, run = [], []
+        for c, w in zip(centres, windows):
+            if w.probabilities:
+                run.append(f"{x(c):.1f},{y(w.probabilities.get(label, 0.0)):.1f}")
+            elif run:
+                runs, run = runs + [run], []
+        for points in runs + [run]:
+            if points:
+                parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" '
+                             f'stroke-width="2" data-label="{escape(label)}"/>')
+    return _svg(width, height, "Emotion probabilities over time", "".join(parts))
+
+
+def _svg(width: int, height: int, title: str, body: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" style="max-width:100%;height:auto;font:12px sans-serif" role="img" '
+            f'aria-label="{escape(title)}">'
+            f'<title>{escape(title)}</title>{body}</svg>')

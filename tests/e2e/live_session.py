@@ -3,9 +3,11 @@
     python tests/e2e/live_session.py OUT.json [--listen S] CLIP.wav [CLIP2.wav ...]
 
 Starts the app, opens one browser context per clip (each clip is that browser's fake microphone), presses
-START in each, reads the "Now" emotion off each page for a while, presses STOP, reads the summary, and writes
+START in each, reads the live view (the "Now" emotion and the charts) off each page every 0.5 s for a while,
+presses STOP, reads the summary, and writes
 what each page showed to OUT.json, with how long each window's result took to reach the page (from the moment
-the window's last audio reached the server to the result in the page's DOM, same clock).
+the window's last audio reached the server to the result in the page's DOM, same clock), how much of that
+the server took to classify it, and the server's memory every 0.5 s.
 See ../shared/notes/browser-and-webrtc-testing.md for why it runs this way.
 """
 from __future__ import annotations
@@ -32,10 +34,27 @@ new MutationObserver(() => {
     if (!(window.__seen ||= new Set()).has(ended)) {
       window.__seen.add(ended);
       (window.__lags ||= []).push(Date.now() - ended);
+      (window.__classified ||= []).push(Number(span.dataset.ready) - ended);
     }
   }
 }).observe(document, {childList: true, subtree: true, characterData: true, attributes: true});
 """
+
+# The live view in one read (React commits a result whole, so the parts agree): the "Now" emotion, the bar
+# chart's accessible label ("Emotion probabilities: neutral 62%, ...") and whether the timeline is drawn.
+READ_VIEW = """() => {
+  const metric = document.querySelector('[data-testid="stMetricValue"]');
+  const bars = document.querySelector('svg[aria-label^="Emotion probabilities:"]');
+  return {now: metric ? metric.innerText.trim() : null, bars: bars ? bars.getAttribute("aria-label") : null,
+          timeline: !!document.querySelector('svg[aria-label="Emotion probabilities over time"]')};
+}"""
+
+
+def server_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main(out: str, clips: list[str], listen: float = 12) -> None:
@@ -69,25 +88,29 @@ def main(out: str, clips: list[str], listen: float = 12) -> None:
                 pages.append(page)
             for page in pages:
                 page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").click()
-            seen = [[] for _ in pages]
+            seen, charts, rss_mb = [[] for _ in pages], [[] for _ in pages], []
             deadline = time.time() + listen + 20
             while time.time() < deadline and min(len(s) for s in seen) < listen * 2:
-                for page, labels in zip(pages, seen):
-                    metric = page.locator('[data-testid="stMetricValue"]')
-                    if metric.count():
-                        labels.append(metric.first.inner_text().strip())
+                for page, labels, drawn in zip(pages, seen, charts):
+                    view = page.evaluate(READ_VIEW)
+                    if view["now"]:
+                        labels.append(view["now"])
+                        drawn.append(view)
+                rss_mb.append(server_rss_mb(server.pid))
                 time.sleep(0.5)
             for page in pages:
                 page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="STOP").click()
-            for page, labels in zip(pages, seen):
+            for page, labels, drawn in zip(pages, seen, charts):
                 summary = page.get_by_text("Session summary")
                 summary.wait_for(timeout=60_000)
                 mostly = page.get_by_text("Mostly").first.inner_text()
                 page.get_by_role("button", name="Timeline (CSV)").wait_for(timeout=30_000)
                 downloads = page.get_by_role("button", name="Recording (WAV)").count()
                 errors = page.locator('[data-testid="stException"]').count()
-                results.append({"now": labels, "summary": mostly, "downloads": downloads, "exceptions": errors,
-                                "lags_ms": page.evaluate("window.__lags || []")})
+                results.append({"now": labels, "views": drawn, "summary": mostly, "downloads": downloads,
+                                "exceptions": errors, "server_rss_mb": rss_mb,
+                                "lags_ms": page.evaluate("window.__lags || []"),
+                                "classified_ms": page.evaluate("window.__classified || []")})
             for browser in browsers:
                 browser.close()
     finally:

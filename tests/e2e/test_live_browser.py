@@ -81,6 +81,11 @@ def test_live_microphone_shows_the_clips_emotion_and_a_summary(clips, tmp_path):
     assert page["summary"].startswith("Mostly angry"), page  # the mean over the session's windows
     assert Counter(page["now"])["angry"] >= len(page["now"]) / 3, page["now"]
     assert page["downloads"] == 1
+    voiced = [view for view in page["views"] if view["now"] != "silence"]
+    assert voiced and all(view["timeline"] for view in voiced), page["views"]
+    for view in voiced:  # the bar chart drawn with each result shows the emotion named above it on top
+        shares = dict(part.rsplit(" ", 1) for part in view["bars"].split(": ", 1)[1].split(", "))
+        assert int(shares[view["now"]].rstrip("%")) == max(int(v.rstrip("%")) for v in shares.values()), view
 
 
 def test_two_browsers_at_once_get_their_own_results(clips, tmp_path):
