@@ -1,4 +1,5 @@
-"""SER Studio home page: what the app does, what data and models it found, and a quick classify box."""
+"""SER Studio: the home page (what the app does, what data and models it found, a quick classify box) and the
+navigation between the pages in pages/."""
 from __future__ import annotations
 
 import streamlit as st
@@ -6,8 +7,6 @@ import streamlit as st
 from app_common import audio_uploader, predictor, show_prediction
 from ser_core import config
 from ser_core.errors import SerError
-
-st.set_page_config(page_title="SER Studio", page_icon="🎙️", layout="wide")
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -17,43 +16,53 @@ def found_corpora(root: str) -> dict[str, int]:
     return list_corpora(root)
 
 
-st.title("SER Studio")
-st.write(
-    "Speech Emotion Recognition, taught honestly: explore emotional speech corpora, train models and "
-    "see how well they really do on **speakers they have never heard**, then classify your own clips."
-)
+def home() -> None:
+    """What the app does, what data and models it found, and a quick classify box."""
+    st.set_page_config(page_title="SER Studio", page_icon="🎙️", layout="wide")
+    st.title("SER Studio")
+    st.write(
+        "Speech Emotion Recognition, taught honestly: explore emotional speech corpora, train models and "
+        "see how well they really do on **speakers they have never heard**, then classify your own clips."
+    )
 
-root = config.data_root()
-left, right = st.columns(2)
-with left:
-    st.subheader("Corpora")
-    try:
-        corpora = found_corpora(str(root))
-    except SerError as error:
-        corpora = {}
-        st.info(str(error))
-    for name, count in corpora.items():
-        st.write(f"**{name}**: {count} clips")
-    st.caption(f"Data root: `{root}` (set `{config.DATA_DIR_ENV}` to use another folder). Download RAVDESS, "
-               "TESS or CREMA-D on the Explore page (Get the corpora), unpack a corpus anywhere under it, or add a "
-               "folder with one sub-folder per emotion for your own clips.")
-with right:
-    st.subheader("Models")
-    from ser_core.bundles import list_models
+    root = config.data_root()
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Corpora")
+        try:
+            corpora = found_corpora(str(root))
+        except SerError as error:
+            corpora = {}
+            st.info(str(error))
+        for name, count in corpora.items():
+            st.write(f"**{name}**: {count} clips")
+        st.caption(f"Data root: `{root}` (set `{config.DATA_DIR_ENV}` to use another folder). Download RAVDESS, "
+                   "TESS or CREMA-D on the Explore page (Get the corpora), unpack a corpus anywhere under it, or add a "
+                   "folder with one sub-folder per emotion for your own clips.")
+    with right:
+        st.subheader("Models")
+        from ser_core.bundles import list_models
 
-    for info in list_models():
-        st.write(f"**{info['name']}** ({info['source']}{', default' if info['default'] else ''}): {info['summary']}")
+        for info in list_models():
+            default = ", default" if info["default"] else ""
+            st.write(f"**{info['name']}** ({info['source']}{default}): {info['summary']}")
 
-st.caption("In the sidebar: **Explore** the corpora, **Train** and evaluate models, **Classify** a clip and see "
-           "why, speak to the **Live** microphone, **Record** your class's own corpus, and the **Lesson**: why a "
-           "random split lies.")
-st.subheader("Classify a clip")
-upload = audio_uploader()
-if upload is not None:
-    st.audio(upload)
-    try:
-        prediction = predictor(None).predict(upload, name=upload.name)
-    except SerError as error:
-        st.error(str(error))
-    else:
-        show_prediction(prediction)
+    st.caption("In the sidebar: **Explore** the corpora, **Train** and evaluate models, **Classify** a clip and see "
+               "why, speak to the **Live** microphone, **Record** your class's own corpus, and the **Lesson**: why a "
+               "random split lies.")
+    st.subheader("Classify a clip")
+    upload = audio_uploader()
+    if upload is not None:
+        st.audio(upload)
+        try:
+            prediction = predictor(None).predict(upload, name=upload.name)
+        except SerError as error:
+            st.error(str(error))
+        else:
+            show_prediction(prediction)
+
+
+# Listed here (not found by Streamlit in pages/) so that the home page is called Home in the sidebar.
+st.navigation([st.Page(home, title="Home", default=True),
+               *(st.Page(f"pages/{name}.py") for name in
+                 ("1_Explore", "2_Train", "3_Classify", "4_Live", "5_Record", "6_Lesson"))]).run()

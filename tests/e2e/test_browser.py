@@ -86,6 +86,8 @@ def test_home_classifies_a_real_clip(server, page, shared_corpora):
     clip = next((shared_corpora / "tess" / "YAF_angry").glob("*.*"))
     page.goto(server)
     page.get_by_role("heading", name="Classify a clip").wait_for()
+    sidebar = page.locator('[data-testid="stSidebarNav"]')
+    assert sidebar.inner_text().split() == ["Home", "Explore", "Train", "Classify", "Live", "Record", "Lesson"]
     page.set_input_files('input[type="file"]', str(clip))
     metric = page.locator('[data-testid="stMetricValue"]')
     metric.wait_for()
