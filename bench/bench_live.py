@@ -54,12 +54,14 @@ def main() -> None:
           f"model {session.predictor.name}: {len(session.results)} windows, {session.dropped} dropped")
     print(f"latency from a window's last sample to its prediction: median {np.median(latencies):.0f} ms, "
           f"p95 {np.percentile(latencies, 95):.0f} ms, max {latencies.max():.0f} ms; first minute median "
-          f"{np.median(latencies[:int(60 / args.hop)]):.0f} ms, last minute {np.median(latencies[-int(60 / args.hop):]):.0f} ms")
+          f"{np.median(latencies[:int(60 / args.hop)]):.0f} ms, last minute "
+          f"{np.median(latencies[-int(60 / args.hop):]):.0f} ms")
     print("real-time factor of the pipeline (work per window / hop): "
           f"{np.median(latencies) / 1000 / args.hop:.3f}")
     for seconds, rss, results, dropped in marks:
         print(f"  at {seconds:5.0f} s: memory {rss:6.0f} MB, {results} windows, {dropped} dropped")
-    print(f"  at the end: memory {rss_mb():6.0f} MB (peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  at the end: memory {rss_mb():6.0f} MB (peak {peak:.0f} MB)")
 
 
 if __name__ == "__main__":

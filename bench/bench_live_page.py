@@ -5,7 +5,8 @@
 Chromium's fake microphone plays RAVDESS speech to the app over WebRTC (inside a loopback-only network
 namespace, as tests/e2e does: root, unshare, ip). For every window the page draws, the time from the moment the
 window's last audio reached the server to the result being in the page's DOM (one machine, one clock), and the
-server's memory over the stream. Server, browser and this script share the machine's cores, as they do when a teacher runs it on a laptop.
+server's memory over the stream. Server, browser and this script share the machine's cores, as they do when a
+teacher runs it on a laptop.
 """
 from __future__ import annotations
 

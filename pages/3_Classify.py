@@ -155,6 +155,7 @@ if upload is not None and model_path is not None:
             st.caption(f"{len(timeline.windows)} windows of {config.WINDOW:g} s every {config.HOP:g} s; "
                        f"{summary['voiced']} with speech. Overall: **{summary['label'] or 'silence'}**.")
             st.plotly_chart(plots.timeline(timeline.windows, model.labels))
-        st.caption(f"Model {model.name}: {(model.bundle.metadata.get('evaluation') or {}).get('description', 'not evaluated')}. "
+        evaluation = (model.bundle.metadata.get("evaluation") or {}).get("description", "not evaluated")
+        st.caption(f"Model {model.name}: {evaluation}. "
                    "Acted English speech; read its card on the Train page before trusting a label.")
         explanation(model, model_path, upload, y, sr)

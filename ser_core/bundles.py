@@ -128,7 +128,8 @@ def _read_metadata(path: Path) -> dict:
     except FileNotFoundError:
         raise ModelError(f"{path} is not a model bundle: it has no {METADATA_FILE}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ModelError(f"{path / METADATA_FILE} is damaged (not valid JSON): retrain or reinstall this model.") from None
+        raise ModelError(f"{path / METADATA_FILE} is damaged (not valid JSON): retrain or reinstall this "
+                         "model.") from None
     if metadata.get("format") != BUNDLE_FORMAT or metadata.get("format_version") != BUNDLE_VERSION:
         raise ModelError(f"{path} was saved in a bundle format this version of SER Studio cannot read "
                          f"(format {metadata.get('format')!r} v{metadata.get('format_version')}).")

@@ -271,9 +271,9 @@ def permutation_importance(predictor: Predictor | Bundle, X: np.ndarray, y: Sequ
     per-speaker-normalised model gets each clip normalised by its own speaker's statistics, so `speakers`
     is required for it (several clips per speaker). `metric` is "accuracy" or "log_loss" (the mean
     log-probability of the true label, smoother on few clips). Returns feature, importance (mean fall),
-    std over the repeats and its meaning in plain words, sorted from the most important; scikit-learn's permutation_importance does the
-    shuffling, on n_jobs processes (joblib's convention; the bundle is pickled to them, so keep 1 for Keras).
-    Clips whose label the model does not know are left out.
+    std over the repeats and its meaning in plain words, sorted from the most important; scikit-learn's
+    permutation_importance does the shuffling, on n_jobs processes (joblib's convention; the bundle is
+    pickled to them, so keep 1 for Keras). Clips whose label the model does not know are left out.
     """
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
@@ -558,8 +558,9 @@ def class_prosody(catalog: pd.DataFrame, *, per_label: int = CLASS_CLIPS, gender
 
     Clips are spread over each corpus's speakers and read at their recorded level (energy is a level: see
     prosody). Each clip's numbers are cached on disk under config.cache_dir(), keyed like the feature cache
-    by path, size and modification time, so a second call only reads files. Returns a DataFrame indexed by label (config.LABELS order) with SUMMARY's
-    columns and `clips`, the number averaged. Clips that cannot be read are left out.
+    by path, size and modification time, so a second call only reads files. Returns a DataFrame indexed by
+    label (config.LABELS order) with SUMMARY's columns and `clips`, the number averaged. Clips that cannot
+    be read are left out.
     """
     if gender is not None:
         catalog = catalog[catalog["gender"] == gender]

@@ -59,7 +59,8 @@ def test_explore_filters_and_draws_a_clip(monkeypatch, data_root):
     at.sidebar.multiselect(key="filter_label").set_value(["sad"]).run()
     assert "**12** of 48 clips" in at.markdown[0].value
     assert "Spectrogram" in titles(at) and "Waveform" in titles(at)
-    for view, title in [("MFCC", "MFCC"), ("Mel spectrogram", "Mel spectrogram"), ("Pitch and energy", "Pitch and energy")]:
+    for view, title in [("MFCC", "MFCC"), ("Mel spectrogram", "Mel spectrogram"),
+                        ("Pitch and energy", "Pitch and energy")]:
         at.radio(key="view_0").set_value(view).run()
         assert not at.exception and title in titles(at)
     pitch = next(fig for fig in figures(at) if fig["layout"]["title"]["text"] == "Pitch and energy")
