@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import os
+import queue
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -275,8 +276,14 @@ def _egemaps(y: np.ndarray, sr: int, p: Mapping[str, Any]) -> np.ndarray:
         trimmed = y[span.start * hop:min(len(y), span.stop * hop)]
         # openSMILE gives NaN for a segment too short (a click in silence): then keep the whole clip.
         y = trimmed if len(trimmed) >= config.MIN_DURATION * sr else y
-    smile = _smile(p["feature_set"], p["feature_level"])
-    return smile(y, sr).astype(np.float32).reshape(-1)  # calling it skips process_signal's DataFrame
+    idle = _idle_extractors.setdefault((p["feature_set"], p["feature_level"], sr), queue.SimpleQueue())
+    try:
+        extractor = idle.get_nowait()
+    except queue.Empty:  # none free: a first clip, or another thread is using each one
+        extractor = _SmileExtractor(p["feature_set"], p["feature_level"], sr)
+    features = extractor(y)  # an extractor that failed is not reused
+    idle.put(extractor)
+    return features
 
 
 @functools.cache
@@ -319,6 +326,41 @@ def _smile(feature_set: str, feature_level: str):
 
     return opensmile.Smile(feature_set=opensmile.FeatureSet[feature_set],
                            feature_level=opensmile.FeatureLevel[feature_level])
+
+
+_idle_extractors: dict[tuple[str, str, int], queue.SimpleQueue] = {}
+
+
+class _SmileExtractor:
+    """openSMILE's engine, initialised once and reset after each clip, as its API allows.
+
+    opensmile.Smile initialises (parses its configuration) and frees an engine for every signal: a fifth of
+    the time of a 3 s window. This does what Smile.process_signal does with the same configuration and gives
+    the same numbers (tests/test_features.py compares them); one thread uses an extractor at a time."""
+
+    def __init__(self, feature_set: str, feature_level: str, sr: int):
+        from opensmile.core.config import config as smile_config
+
+        smile = _smile(feature_set, feature_level)
+        options = {**smile._options(), "sampleRate": sr, "nBits": 16,
+                   "source": os.path.join(smile.default_config_root, smile_config.EXTERNAL_INPUT_CONFIG)}
+        self._engine = smile._smile(options)
+        self._source, self._sink = smile_config.EXTERNAL_SOURCE_COMPONENT, smile_config.EXTERNAL_OUTPUT_COMPONENT
+        self._size = smile.num_features
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        rows: list[np.ndarray] = []
+        self._engine.external_sink_set_callback_ex(self._sink, lambda data, meta: rows.append(data.copy()))
+        del self._engine._callbacks[:-1]  # it keeps every callback alive; the earlier ones were reset away
+        self._engine.external_audio_source_write_data(self._source, bytes((y * 32768).astype(np.int16)))
+        self._engine.external_audio_source_set_eoi(self._source)
+        self._engine.run()
+        self._engine.reset()
+        return rows[0].reshape(-1).astype(np.float32) if rows else np.full(self._size, np.nan, np.float32)
+
+    def __del__(self):
+        if hasattr(self, "_engine"):
+            self._engine.free()
 
 
 # --- a catalog, on all cores, cached ----------------------------------------------------------------------

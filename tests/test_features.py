@@ -111,6 +111,29 @@ def test_features_tell_a_low_voice_from_a_high_one():
     assert extract(high, SR, "egemaps")[pitch] - extract(low, SR, "egemaps")[pitch] == pytest.approx(12, abs=1.5)
 
 
+def test_egemaps_are_opensmiles_own_numbers_clip_after_clip_and_across_threads():
+    """One openSMILE engine is reset and reused between clips: each clip must get exactly what a fresh
+    opensmile.Smile computes for it, whatever came before and whichever thread asks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import opensmile
+
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    clips = [voice(duration, SR, f0=f0, seed=seed, level=level)
+             for duration, f0, seed, level in [(1.0, 120, 1, 0.3), (3.0, 260, 2, 0.8), (0.6, 180, 3, 0.5),
+                                               (2.0, 90, 4, 0.1)]]
+    expected = [smile.process_signal(y, SR).to_numpy(dtype=np.float32)[0] for y in clips]
+    pipeline = get_pipeline("egemaps", trim_db=None)  # the samples as given, as Smile sees them
+    for _ in range(2):
+        for y, x in zip(clips, expected):
+            np.testing.assert_array_equal(extract(y, SR, pipeline), x)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda y: extract(y, SR, pipeline), clips * 3))
+    for y_index, x in enumerate(got):
+        np.testing.assert_array_equal(x, expected[y_index % len(clips)])
+
+
 def test_silence_around_speech_is_trimmed():
     y = voice(1.5, SR)
     padded = np.concatenate([np.zeros(SR, np.float32), y, np.zeros(SR, np.float32)])
