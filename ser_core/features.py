@@ -59,6 +59,11 @@ _RECIPES: dict[str, tuple[int, str, dict[str, Any]]] = {
     "egemaps": (1, "clip", {"feature_set": "eGeMAPSv02", "feature_level": "Functionals",
                             "trim_frame_length": 400, "trim_hop_length": 160,
                             "trim_db": config.TRIM_TOP_DB}),
+    # eGeMAPS, then the mean and std over the trimmed clip's frames of zcr_rms_mfcc's ZCR, RMS and 20 MFCC:
+    # on RAVDESS by actor, 50.8% (62.4% speaker-normalised) with the SVM where eGeMAPS alone gives 48.5% (57.6%).
+    "egemaps_mfcc": (1, "clip", {"feature_set": "eGeMAPSv02", "feature_level": "Functionals",
+                                 "trim_frame_length": 400, "trim_hop_length": 160, "trim_db": config.TRIM_TOP_DB,
+                                 "n_fft": 400, "hop_length": 160, "n_mels": 64, "n_mfcc": 20, "top_db": 80.0}),
 }
 PIPELINES: tuple[str, ...] = tuple(_RECIPES)
 EGEMAPS_SIZE = 88
@@ -111,6 +116,8 @@ class Pipeline:
             return (self.n_frames, 2 + p["n_mfcc"])
         if self.name == "logmel":
             return (p["n_mels"], self.n_frames)
+        if self.name == "egemaps_mfcc":
+            return (EGEMAPS_SIZE + 2 * (2 + p["n_mfcc"]),)
         return (EGEMAPS_SIZE,)
 
     @property
@@ -144,11 +151,15 @@ def feature_names(pipeline: str | Pipeline) -> list[str]:
     if pipeline.name == "librosa180":
         return ([f"mfcc_{i}" for i in range(p["n_mfcc"])] + [f"chroma_{i}" for i in range(p["n_chroma"])]
                 + [f"mel_{i}" for i in range(p["n_mels"])])
+    frame_names = ["zcr", "rms"] + [f"mfcc_{i}" for i in range(p.get("n_mfcc", 0))]
     if pipeline.name == "zcr_rms_mfcc":
-        return ["zcr", "rms"] + [f"mfcc_{i}" for i in range(p["n_mfcc"])]
+        return frame_names
     if pipeline.name == "logmel":
         return [f"mel_{i}" for i in range(p["n_mels"])]
-    return list(_smile(p["feature_set"], p["feature_level"]).feature_names)
+    names = list(_smile(p["feature_set"], p["feature_level"]).feature_names)
+    if pipeline.name == "egemaps_mfcc":
+        names += [f"{name}_mean" for name in frame_names] + [f"{name}_std" for name in frame_names]
+    return names
 
 
 # --- one clip -------------------------------------------------------------------------------------------
@@ -175,6 +186,9 @@ def extract(y: np.ndarray, sr: int, pipeline: str | Pipeline = "librosa180") -> 
         return _librosa180(power[keep], sr, p)
     if pipeline.name == "zcr_rms_mfcc":
         return _zcr_rms_mfcc(frames[keep], power[keep], sr, pipeline.n_frames, p)
+    if pipeline.name == "egemaps_mfcc":  # the frames as they are, neither cropped nor padded
+        frame_features = _zcr_rms_mfcc(frames[keep], power[keep], sr, len(power[keep]), p)
+        return np.concatenate([_egemaps(y, sr, p), frame_features.mean(axis=0), frame_features.std(axis=0)])
     return _logmel(power[keep], sr, pipeline.n_frames, p)
 
 

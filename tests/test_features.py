@@ -66,6 +66,24 @@ def test_declared_shapes_and_names():
     assert get_pipeline("logmel").shape == (64, 301)
     assert get_pipeline("logmel", duration=2.0).shape == (64, 201)
     assert get_pipeline("egemaps").shape == (88,) and feature_names("egemaps")[0].startswith("F0semitone")
+    assert get_pipeline("egemaps_mfcc").shape == (132,)
+    assert feature_names("egemaps_mfcc")[:88] == feature_names("egemaps")
+    assert feature_names("egemaps_mfcc")[88:91] == ["zcr_mean", "rms_mean", "mfcc_0_mean"]
+    assert feature_names("egemaps_mfcc")[-1] == "mfcc_19_std"
+
+
+def test_egemaps_mfcc_adds_frame_statistics_to_egemaps():
+    y = voice(2.0, SR, level=0.2)
+    names = feature_names("egemaps_mfcc")
+    quiet, loud = extract(y, SR, "egemaps_mfcc"), extract(2 * y, SR, "egemaps_mfcc")
+    np.testing.assert_array_equal(quiet[:88], extract(y, SR, "egemaps"))
+    rms = names.index("rms_mean")
+    assert loud[rms] == pytest.approx(2 * quiet[rms], rel=1e-4)  # the same frames, twice the amplitude
+    zcr_std = names.index("zcr_std")
+    assert quiet[zcr_std] > 0 and loud[zcr_std] == pytest.approx(quiet[zcr_std], rel=1e-4)
+    # Frames as they are: a clip with a second of silence after it (trimmed) keeps its statistics.
+    padded = np.concatenate([y, np.zeros(SR, np.float32)])
+    np.testing.assert_allclose(extract(padded, SR, "egemaps_mfcc")[88:], quiet[88:], rtol=1e-3, atol=1e-3)
 
 
 def test_config_is_json_that_round_trips_and_overrides_change_it():
