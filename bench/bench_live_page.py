@@ -49,13 +49,13 @@ def main() -> None:
     print(f"window end -> result on the page: median {np.median(lags):.0f} ms, p95 {np.percentile(lags, 95):.0f} ms, "
           f"max {lags.max():.0f} ms; first half median {np.median(lags[:len(lags) // 2]):.0f} ms, "
           f"second half {np.median(lags[len(lags) // 2:]):.0f} ms")
+    classified = np.array(page["classified_ms"])
+    print(f"of which classifying (window end -> result ready on the server): median {np.median(classified):.0f} ms, "
+          f"p95 {np.percentile(classified, 95):.0f} ms")
     print(f"share of windows on the page within 300 ms: {np.mean(lags <= 300):.1%}")
     rss = page["server_rss_mb"]  # every 0.5 s
     print(f"server memory: {rss[min(len(rss) - 1, 120)]:.0f} MB after the first minute, {rss[-1]:.0f} MB at the end "
           f"(peak {max(rss):.0f} MB)")
-    classified = np.array(page["classified_ms"])
-    print(f"of which classifying (window end -> result ready on the server): median {np.median(classified):.0f} ms, "
-          f"p95 {np.percentile(classified, 95):.0f} ms")
 
 
 if __name__ == "__main__":

@@ -151,13 +151,13 @@ def feature_names(pipeline: str | Pipeline) -> list[str]:
     if pipeline.name == "librosa180":
         return ([f"mfcc_{i}" for i in range(p["n_mfcc"])] + [f"chroma_{i}" for i in range(p["n_chroma"])]
                 + [f"mel_{i}" for i in range(p["n_mels"])])
-    frame_names = ["zcr", "rms"] + [f"mfcc_{i}" for i in range(p.get("n_mfcc", 0))]
-    if pipeline.name == "zcr_rms_mfcc":
-        return frame_names
     if pipeline.name == "logmel":
         return [f"mel_{i}" for i in range(p["n_mels"])]
+    if pipeline.name == "zcr_rms_mfcc":
+        return ["zcr", "rms"] + [f"mfcc_{i}" for i in range(p["n_mfcc"])]
     names = list(_smile(p["feature_set"], p["feature_level"]).feature_names)
-    if pipeline.name == "egemaps_mfcc":
+    if pipeline.name == "egemaps_mfcc":  # then the frame statistics, named after zcr_rms_mfcc's columns
+        frame_names = feature_names(get_pipeline("zcr_rms_mfcc", n_mfcc=p["n_mfcc"]))
         names += [f"{name}_mean" for name in frame_names] + [f"{name}_std" for name in frame_names]
     return names
 

@@ -4,8 +4,7 @@
 
 Starts the app, opens one browser context per clip (each clip is that browser's fake microphone), presses
 START in each, reads the live view (the "Now" emotion and the charts) off each page every 0.5 s for a while,
-presses STOP, reads the summary, and writes
-what each page showed to OUT.json, with how long each window's result took to reach the page (from the moment
+presses STOP, reads the summary, and writes what each page showed to OUT.json, with how long each window's result took to reach the page (from the moment
 the window's last audio reached the server to the result in the page's DOM, same clock), how much of that
 the server took to classify it, and the server's memory every 0.5 s.
 See ../shared/notes/browser-and-webrtc-testing.md for why it runs this way.
@@ -88,26 +87,25 @@ def main(out: str, clips: list[str], listen: float = 12) -> None:
                 pages.append(page)
             for page in pages:
                 page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").click()
-            seen, charts, rss_mb = [[] for _ in pages], [[] for _ in pages], []
+            views, rss_mb = [[] for _ in pages], []
             deadline = time.time() + listen + 20
-            while time.time() < deadline and min(len(s) for s in seen) < listen * 2:
-                for page, labels, drawn in zip(pages, seen, charts):
+            while time.time() < deadline and min(len(seen) for seen in views) < listen * 2:
+                for page, seen in zip(pages, views):
                     view = page.evaluate(READ_VIEW)
                     if view["now"]:
-                        labels.append(view["now"])
-                        drawn.append(view)
+                        seen.append(view)
                 rss_mb.append(server_rss_mb(server.pid))
                 time.sleep(0.5)
             for page in pages:
                 page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="STOP").click()
-            for page, labels, drawn in zip(pages, seen, charts):
+            for page, seen in zip(pages, views):
                 summary = page.get_by_text("Session summary")
                 summary.wait_for(timeout=60_000)
                 mostly = page.get_by_text("Mostly").first.inner_text()
                 page.get_by_role("button", name="Timeline (CSV)").wait_for(timeout=30_000)
                 downloads = page.get_by_role("button", name="Recording (WAV)").count()
                 errors = page.locator('[data-testid="stException"]').count()
-                results.append({"now": labels, "views": drawn, "summary": mostly, "downloads": downloads,
+                results.append({"now": [view["now"] for view in seen], "views": seen, "summary": mostly, "downloads": downloads,
                                 "exceptions": errors, "server_rss_mb": rss_mb,
                                 "lags_ms": page.evaluate("window.__lags || []"),
                                 "classified_ms": page.evaluate("window.__classified || []")})
