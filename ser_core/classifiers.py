@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -15,7 +16,7 @@ from sklearn.svm import SVC
 
 from .errors import OptionError
 
-CLASSIFIERS: tuple[str, ...] = ("svm", "mlp")
+CLASSIFIERS: tuple[str, ...] = ("svm", "mlp", "logreg")
 CALIBRATION_FOLDS = 5  # internal folds that calibrate the SVM's probabilities (fewer when a class has fewer clips)
 
 
@@ -30,6 +31,10 @@ def make_classifier(name: str = "svm", *, seed: int = 0, calibration_folds: int 
         model = MLPClassifier(hidden_layer_sizes=(256, 128), alpha=1e-3, batch_size=64,
                               learning_rate_init=1e-3, max_iter=300, early_stopping=True,
                               n_iter_no_change=15, random_state=seed)
+    elif name == "logreg":
+        # Strongly regularised (C=0.01) for thousands of features from a few speakers, such as "compare":
+        # its probabilities come from the model itself, so it needs no calibration folds.
+        model = LogisticRegression(C=0.01, max_iter=2000)
     else:
         raise OptionError(f"Unknown classifier {name!r}: choose one of {', '.join(CLASSIFIERS)}.")
     return make_pipeline(StandardScaler(), model)

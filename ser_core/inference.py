@@ -171,7 +171,8 @@ class Predictor:
         if normalise and self.bundle.metadata.get("speaker_norm"):
             if self.speaker_stats is None:
                 raise ModelError(f"Model {self.name} was trained with per-speaker normalisation: calibrate it "
-                                 "with a few seconds of the speaker's neutral speech first, or choose another model.")
+                                 "with a few seconds of the speaker's neutral speech first (the Live page does), or "
+                                 "choose another model.")
             mean, std = self.speaker_stats
             X = (X - mean) / std
         return X

@@ -23,7 +23,7 @@ from . import config
 from .errors import ModelError, OptionError
 from .evaluation import EvaluationResult
 
-BASELINES: tuple[str, ...] = ("svm",)  # scikit-learn models train() accepts besides the Keras zoo
+BASELINES: tuple[str, ...] = ("svm", "logreg")  # scikit-learn models train() accepts besides the Keras zoo
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     if cfg.speaker_norm:
         X, augmented = normalize_speakers(X, catalog, augmented, kind)
     y = catalog["label"].to_numpy()
-    fit = _keras_fitter(cfg, labels, emit, stop) if keras_model else _svm_fitter(cfg)
+    fit = _keras_fitter(cfg, labels, emit, stop) if keras_model else _sklearn_fitter(cfg)
     history: dict[str, list[dict]] = {}
     state = {"model": None, "stopped": False}
     splits = make_splits(catalog, cfg.protocol, folds=cfg.folds, seed=cfg.seed)
@@ -196,7 +196,7 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
                        label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()})
 
 
-def _svm_fitter(cfg: TrainConfig):
+def _sklearn_fitter(cfg: TrainConfig):
     from .classifiers import fit_classifier
 
     def fit(train, validation, fold, folds):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ser_core import config
+from ser_core.audio import load_audio
 from ser_core.bundles import list_models, load_bundle, save_bundle
 from ser_core.classifiers import make_classifier
 from ser_core.corpora import build_catalog
@@ -134,4 +135,16 @@ def test_shipped_default_model_classifies_real_clips(shared_corpora):
     sample = catalog.groupby(["corpus", "label"]).head(3)
     correct = [predictor.predict(row.path).label == row.label for row in sample.itertuples()]
     # These clips were in its training data: this checks that the model works, not how well it generalises.
+    assert np.mean(correct) > 0.6
+
+
+def test_shipped_speaker_normalised_model_classifies_a_calibrated_speaker(shared_corpora):
+    predictor = Predictor.load("compare-logreg")
+    actor = build_catalog(shared_corpora, ["ravdess"]).query("speaker == 'ravdess_05'")
+    with pytest.raises(ModelError, match="calibrate"):
+        predictor.predict(actor.path.iloc[0])
+    clips = [load_audio(path, sr=predictor.pipeline.sample_rate) for path in actor.path]
+    predictor.calibrate(clips)
+    correct = [predictor.predict_samples(y).label == label for y, label in zip(clips, actor.label)]
+    # Training data again: this checks that the shipped bundle loads, calibrates and works, not how well it generalises.
     assert np.mean(correct) > 0.6

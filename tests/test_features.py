@@ -70,6 +70,7 @@ def test_declared_shapes_and_names():
     assert feature_names("egemaps_mfcc")[:88] == feature_names("egemaps")
     assert feature_names("egemaps_mfcc")[88:91] == ["zcr_mean", "rms_mean", "mfcc_0_mean"]
     assert feature_names("egemaps_mfcc")[-1] == "mfcc_19_std"
+    assert get_pipeline("compare").shape == (6373,) and len(feature_names("compare")) == 6373
 
 
 def test_egemaps_mfcc_adds_frame_statistics_to_egemaps():
@@ -129,20 +130,21 @@ def test_features_tell_a_low_voice_from_a_high_one():
     assert extract(high, SR, "egemaps")[pitch] - extract(low, SR, "egemaps")[pitch] == pytest.approx(12, abs=1.5)
 
 
-def test_egemaps_are_opensmiles_own_numbers_clip_after_clip_and_across_threads():
+@pytest.mark.parametrize("name", ["egemaps", "compare"])
+def test_smile_features_are_opensmiles_own_numbers_clip_after_clip_and_across_threads(name):
     """One openSMILE engine is reset and reused between clips: each clip must get exactly what a fresh
     opensmile.Smile computes for it, whatever came before and whichever thread asks."""
     from concurrent.futures import ThreadPoolExecutor
 
     import opensmile
 
-    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+    pipeline = get_pipeline(name, trim_db=None)  # the samples as given, as Smile sees them
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet[pipeline.params["feature_set"]],
                             feature_level=opensmile.FeatureLevel.Functionals)
     clips = [voice(duration, SR, f0=f0, seed=seed, level=level)
              for duration, f0, seed, level in [(1.0, 120, 1, 0.3), (3.0, 260, 2, 0.8), (0.6, 180, 3, 0.5),
                                                (2.0, 90, 4, 0.1)]]
     expected = [smile.process_signal(y, SR).to_numpy(dtype=np.float32)[0] for y in clips]
-    pipeline = get_pipeline("egemaps", trim_db=None)  # the samples as given, as Smile sees them
     for _ in range(2):
         for y, x in zip(clips, expected):
             np.testing.assert_array_equal(extract(y, SR, pipeline), x)

@@ -16,7 +16,8 @@ from ser_core.bundles import load_bundle
 from ser_core.corpora import build_catalog
 from ser_core.errors import ModelError, OptionError
 from ser_core.evaluation import validation_rows
-from ser_core.features import extract_features
+from ser_core.audio import load_audio
+from ser_core.features import extract, extract_features, normalize_by_speaker
 from ser_core.inference import SILENCE, Predictor
 from ser_core.models import MODELS
 from ser_core.training import TrainConfig, save_run, train
@@ -184,6 +185,23 @@ def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
     run = train(catalog, TrainConfig(model="mlp", features="egemaps", folds=4, epochs=40))
     assert run.result.protocol == "speaker" and run.result.n_speakers == 8
     assert run.result.pooled["accuracy"] > 0.25  # chance is 12.5% over 8 emotions
+
+
+def test_compare_logreg_learns_unseen_actors_and_round_trips_through_a_bundle(tmp_path, shared_corpora):
+    """The most accurate recipe (ComParE functionals, per-speaker normalisation, logistic regression) on 8 actors,
+    4 folds by actor; then saved, loaded, calibrated on an actor's clips and giving the fold model's answers."""
+    catalog = build_catalog(shared_corpora, ["ravdess"])
+    catalog = catalog[catalog.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
+    run = train(catalog, TrainConfig(model="logreg", features="compare", folds=4, speaker_norm=True))
+    assert run.result.protocol == "speaker" and run.result.pooled["accuracy"] > 0.4  # chance is 12.5%
+    predictor = Predictor.load(save_run(run, "compare", tmp_path))
+    actor = catalog[catalog.speaker == "ravdess_08"]
+    clips = [load_audio(path, sr=16_000) for path in actor.path]
+    predictor.calibrate(clips)
+    X = normalize_by_speaker(np.stack([extract(y, 16_000, "compare") for y in clips]), actor.speaker.to_numpy(),
+                             kind="clip")
+    expected = run.model.predict(X)
+    assert [predictor.predict_samples(y).label for y in clips] == list(expected)
 
 
 def test_egemaps_and_the_live_page_still_work_after_tensorflow_is_loaded():
