@@ -49,7 +49,7 @@ def model_picker(label: str = "Model", key: str | None = None) -> str | None:
     """A select box of shipped and user models, the default first; returns a bundle path."""
     from ser_core.bundles import list_models
 
-    models = sorted(list_models(), key=lambda m: (not m["default"], m["source"] != "shipped", m["name"]))
+    models = list_models()
     if not models:
         st.error("No model is installed: train one on the Train page, or reinstall SER Studio.")
         return None

@@ -251,7 +251,8 @@ def resolve_model(model: str | os.PathLike | None = None) -> Path:
 
 
 def list_models() -> list[dict]:
-    """Shipped and user models with a one-line summary each, without loading any model."""
+    """Shipped and user models with a one-line summary each, without loading any model: the default first,
+    then the other shipped ones, then the user's, each by name."""
     found = []
     for source, base in (("shipped", config.SHIPPED_MODELS_DIR), ("user", config.user_models_dir())):
         for path in sorted(p for p in base.glob("*") if (p / METADATA_FILE).is_file()):
@@ -264,6 +265,8 @@ def list_models() -> list[dict]:
             protocol = evaluation.get("protocol", "?")
             classifier = metadata.get("classifier", metadata["kind"])
             summary = (f"{metadata['features']['name']} + {classifier}"
+                       + (", per-speaker normalisation (calibrate on the speaker first)"
+                          if metadata.get("speaker_norm") else "")
                        + (f", {protocol} protocol: accuracy {result['accuracy']:.1%}, UAR {result['uar']:.1%}"
                           if result else ""))
             found.append({"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
@@ -273,4 +276,4 @@ def list_models() -> list[dict]:
                           "folds": evaluation.get("folds"), "accuracy": result.get("accuracy"),
                           "uar": result.get("uar"), "macro_f1": result.get("macro_f1"),
                           "created": metadata.get("created")})
-    return found
+    return sorted(found, key=lambda m: not m["default"])  # stable: shipped before user, by name

@@ -148,3 +148,10 @@ def test_shipped_speaker_normalised_model_classifies_a_calibrated_speaker(shared
     correct = [predictor.predict_samples(y).label == label for y, label in zip(clips, actor.label)]
     # Training data again: this checks that the shipped bundle loads, calibrates and works, not how well it generalises.
     assert np.mean(correct) > 0.6
+
+
+def test_model_list_puts_the_default_first_and_says_which_need_calibration():
+    models = {m["name"]: m for m in list_models()}
+    assert list(models)[0] == config.DEFAULT_MODEL  # what every page's model box shows first
+    assert "calibrate on the speaker first" in models["compare-logreg"]["summary"]
+    assert "calibrate" not in models[config.DEFAULT_MODEL]["summary"]
