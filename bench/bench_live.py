@@ -1,7 +1,7 @@
 """The live pipeline under a real-time stream: latency from a window's last sample to its prediction,
 dropped windows, and memory, over a long session (no browser: browser-like frames at real-time pace).
 
-    .venv/bin/python bench/bench_live.py [--seconds 300] [--model egemaps-svm] [--hop 0.5]
+    .venv/bin/python bench/bench_live.py [--seconds 300] [--model NAME] [--hop 0.5]
 
 The Live page redraws every 0.5 s, which adds up to that much before a prediction is on screen.
 """

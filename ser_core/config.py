@@ -31,6 +31,12 @@ MAX_UPLOAD_MB = 50            # the app's upload limit (.streamlit/config.toml s
 RECORDING_RATE = SAMPLE_RATE
 MAX_RECORDING_DURATION = 30.0  # s; longer input is refused: a corpus clip is one utterance, not a lesson
 
+# Pitch by YIN, for the prosody view and the mfcc_prosody features.
+PITCH_FMIN, PITCH_FMAX = 60.0, 500.0  # Hz: the range of speaking voices, low men to high children
+YIN_THRESHOLD = 0.15        # first dip of the normalised difference below this is the period (YIN's rule)
+VOICING_THRESHOLD = 0.45    # frames whose best dip stays above this are unvoiced (noise, breath, silence); on
+                            # RAVDESS, frames voiced so agree with pYIN's f0 in 93-100 % (a semitone and a half)
+
 # Classifying long clips and streams: windows of WINDOW seconds every HOP seconds.
 WINDOW = 3.0
 HOP = 1.0
@@ -45,7 +51,7 @@ DATA_DIR_ENV = "SER_DATA_DIR"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 CACHE_DIR_ENV = "SER_CACHE_DIR"
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_MODEL = "egemaps-svm"   # folder under models/ used when no model is named
+DEFAULT_MODEL = "mfcc-prosody-svm"   # folder under models/ used when no model is named
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
 # Corpus downloads: a mirror base URL that replaces every source's host, e.g. http://127.0.0.1:8000 turns
 # https://zenodo.org/records/... into http://127.0.0.1:8000/zenodo.org/records/...

@@ -4,9 +4,9 @@ Three views, all functions over arrays and catalogs so the app, the tests and a 
 
 - occlusion: silence one patch of the time-frequency plane at a time (mel band x time segment) and see how
   much the predicted emotion's probability drops. It only needs the predictor's probabilities, so it explains
-  every bundle, the default eGeMAPS + SVM included, which has no log-mel input to take gradients of.
+  every bundle, the default SVM included, which has no log-mel input to take gradients of.
 - permutation_importance: shuffle one feature column at a time over a sample of corpus clips and see how much
-  the model's accuracy falls, for models that read one vector per clip (egemaps, librosa180).
+  the model's accuracy falls, for models that read one vector per clip (mfcc_prosody, egemaps, librosa180).
 - prosody and class_prosody: pitch contour, energy and speaking rate of a clip, next to the same numbers
   averaged per emotion over the corpus the model learnt from.
 
@@ -44,14 +44,10 @@ EXPLAIN_WINDOW = 4.0        # s
 DEFAULT_BANDS, DEFAULT_SEGMENTS = 6, 8
 
 # Prosody: 10 ms hops; energy from 25 ms frames at 16 kHz, pitch from 64 ms frames (two periods of 60 Hz) of
-# an 8 kHz copy (enough for voices up to FMAX, a quarter of the work).
+# an 8 kHz copy (enough for voices up to config.PITCH_FMAX, a quarter of the work).
 PROSODY_RATE, PITCH_RATE = 16_000, 8_000
 ENERGY_FRAME, PROSODY_HOP = 400, 160
 PITCH_FRAME, PITCH_HOP = 512, 80
-FMIN, FMAX = 60.0, 500.0    # Hz: the range of speaking voices, low men to high children
-YIN_THRESHOLD = 0.15        # first dip of the normalised difference below this is the period (YIN's rule)
-VOICING_THRESHOLD = 0.45    # frames whose best dip stays above this are unvoiced (noise, breath, silence); on
-                            # RAVDESS, frames voiced so agree with pYIN's f0 in 93-100 % (a semitone and a half)
 SPEECH_DB = 30.0            # frames within this many dB of the loudest are speech (as silence trimming)
 NUCLEUS_DB = 25.0           # a syllable nucleus is an energy peak within this of the loudest frame...
 NUCLEUS_PROMINENCE = 3.0    # ...standing this many dB above the dips on both sides...
@@ -255,8 +251,9 @@ def model_feature_names(predictor: Predictor) -> list[str]:
         return feature_names(pipeline)
     if predictor.bundle.kind == "keras":
         raise OptionError(f"Permutation importance applies to models that read one feature vector per clip "
-                          f"(egemaps, librosa180); {predictor.name} reads {pipeline.name} frames, whose columns "
-                          "are not features one can shuffle. The occlusion map explains this model instead.")
+                          f"(mfcc_prosody, egemaps, librosa180); {predictor.name} reads {pipeline.name} frames, "
+                          "whose columns are not features one can shuffle. The occlusion map explains this model "
+                          "instead.")
     names = feature_names(pipeline)  # a scikit-learn model on frames reads their mean and std over time
     return [f"{n} (mean)" for n in names] + [f"{n} (std)" for n in names]
 
@@ -328,7 +325,11 @@ _MEANINGS = (
     ("logRelF0-H1-H2", "voice quality (breathy vs pressed)"), ("logRelF0-H1-A3", "voice quality (spectral tilt)"),
     ("alphaRatio", "energy balance: low vs high frequencies"), ("hammarbergIndex", "energy balance: sharpness"),
     ("slope", "spectral slope (bright vs dull)"), ("spectralFlux", "how fast the spectrum changes"),
-    ("mfcc", "timbre (MFCC)"), ("VoicedSegmentsPerSec", "tempo (voiced stretches a second)"),
+    ("mfcc_delta", "how fast the timbre changes (MFCC deltas)"), ("mfcc", "timbre (MFCC)"),
+    ("spectral_centroid", "brightness (spectral centroid)"), ("spectral_rolloff", "brightness (spectral roll-off)"),
+    ("spectral_flatness", "noisiness (spectral flatness)"), ("spectral_flux", "how fast the spectrum changes"),
+    ("pitch_change", "pitch movement"), ("pitch", "pitch"), ("voiced_share", "share of voiced speech"),
+    ("speech_seconds", "length of the speech"), ("VoicedSegmentsPerSec", "tempo (voiced stretches a second)"),
     ("MeanVoicedSegment", "length of voiced stretches"), ("StddevVoicedSegment", "length of voiced stretches"),
     ("MeanUnvoicedSegment", "length of pauses"), ("StddevUnvoicedSegment", "length of pauses"),
     ("chroma", "pitch class (chroma)"), ("mel", "energy in one mel band"), ("zcr", "noisiness (zero crossings)"),
@@ -337,7 +338,7 @@ _MEANINGS = (
 
 
 def feature_meaning(name: str) -> str:
-    """A plain-words gloss of a feature name (eGeMAPS, librosa180 or pooled frames), "" when unknown."""
+    """A plain-words gloss of a feature name (eGeMAPS, mfcc_prosody, librosa180 or pooled frames), "" when unknown."""
     return next((meaning for prefix, meaning in _MEANINGS if name.startswith(prefix)), "")
 
 
@@ -457,7 +458,8 @@ class Prosody:
     summary: dict[str, float]   # SUMMARY's numbers (NaN where the clip has too little voice)
 
 
-def prosody(y: np.ndarray, sr: int, *, fmin: float = FMIN, fmax: float = FMAX) -> Prosody:
+def prosody(y: np.ndarray, sr: int, *, fmin: float = config.PITCH_FMIN,
+            fmax: float = config.PITCH_FMAX) -> Prosody:
     """Pitch contour (YIN, voiced where periodic and loud), RMS energy in dB, and speaking rate.
 
     The speaking rate counts syllable nuclei (energy peaks that stand NUCLEUS_PROMINENCE dB above their
@@ -473,7 +475,7 @@ def prosody(y: np.ndarray, sr: int, *, fmin: float = FMIN, fmax: float = FMAX) -
     from scipy.signal import find_peaks
 
     from .audio import _silent
-    from .features import _frames
+    from .features import _frames, _yin
 
     y, sr = _at_rate(y, sr, PROSODY_RATE)
     if not np.any(y):  # a quiet clip is measured (its level is the point); digital silence has nothing to measure
@@ -486,7 +488,7 @@ def prosody(y: np.ndarray, sr: int, *, fmin: float = FMIN, fmax: float = FMAX) -
     f0, aperiodicity, energy_db = f0[:n], aperiodicity[:n], energy_db[:n]
     times = np.arange(n) * PROSODY_HOP / sr
     loud = energy_db > energy_db.max() - SPEECH_DB
-    voiced = loud & (aperiodicity < VOICING_THRESHOLD)
+    voiced = loud & (aperiodicity < config.VOICING_THRESHOLD)
     f0 = np.where(voiced, f0, np.nan)
 
     first, last = np.flatnonzero(loud)[[0, -1]]
@@ -507,43 +509,6 @@ def prosody(y: np.ndarray, sr: int, *, fmin: float = FMIN, fmax: float = FMAX) -
     }
     return Prosody(times=times, f0=f0, energy_db=energy_db, nuclei=times[peaks],
                    speech=(float(times[first]), float(times[last])), summary=summary)
-
-
-def _yin(frames: np.ndarray, sr: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
-    """YIN (de Cheveigné & Kawahara 2002) on (frames, N): f0 (Hz) and aperiodicity (the dip's depth) per frame.
-
-    The difference function comes from one FFT cross-correlation per frame; the period is the first local
-    minimum of the cumulative-mean-normalised difference below YIN_THRESHOLD (the global minimum when none
-    is), refined by parabolic interpolation.
-    """
-    from scipy.fft import irfft, next_fast_len, rfft
-
-    n_frame = frames.shape[1]
-    tau_min = max(2, int(np.floor(sr / fmax)))
-    tau_max = min(int(np.ceil(sr / fmin)), n_frame // 2)
-    w = n_frame - tau_max - 1  # the window compared with its shifts up to tau_max + 1
-    size = next_fast_len(n_frame + w)
-    acf = irfft(rfft(frames, size, axis=1) * np.conj(rfft(frames[:, :w], size, axis=1)), size,
-                axis=1)[:, :tau_max + 2]
-    taus = np.arange(tau_max + 2)
-    cumulative = np.cumsum(np.pad(frames ** 2, ((0, 0), (1, 0))), axis=1)
-    difference = cumulative[:, [w]] + cumulative[:, taus + w] - cumulative[:, taus] - 2 * acf
-    difference[:, 0] = 0.0
-    running = np.cumsum(difference[:, 1:], axis=1) / taus[1:]
-    cmnd = np.ones_like(difference)
-    cmnd[:, 1:] = np.where(running > 1e-12, difference[:, 1:] / np.maximum(running, 1e-12), 1.0)  # zeros: aperiodic
-
-    search = cmnd[:, tau_min - 1:tau_max + 2]  # a neighbour on each side of [tau_min, tau_max]
-    inner = search[:, 1:-1]
-    minimum = (inner <= search[:, :-2]) & (inner < search[:, 2:])
-    below = minimum & (inner < YIN_THRESHOLD)
-    index = np.where(below.any(axis=1), np.argmax(below, axis=1), np.argmin(inner, axis=1))
-    rows = np.arange(len(frames))
-    left, centre, right = search[rows, index], search[rows, index + 1], search[rows, index + 2]
-    curvature = left - 2 * centre + right
-    shift = np.where(curvature > 0, 0.5 * (left - right) / np.where(curvature > 0, curvature, 1), 0.0)
-    period = tau_min + index + np.clip(shift, -1, 1)
-    return sr / period, np.clip(centre, 0.0, None)
 
 
 # --- class averages -------------------------------------------------------------------------------------------
@@ -640,7 +605,7 @@ def _prosody_digest() -> str:
 
     settings = {"version": PROSODY_VERSION, "level": "as recorded",
                 "rates": [PROSODY_RATE, PITCH_RATE, PITCH_FRAME, PITCH_HOP, ENERGY_FRAME, PROSODY_HOP],
-                "f0": [FMIN, FMAX, YIN_THRESHOLD, VOICING_THRESHOLD],
+                "f0": [config.PITCH_FMIN, config.PITCH_FMAX, config.YIN_THRESHOLD, config.VOICING_THRESHOLD],
                 "nuclei": [SPEECH_DB, NUCLEUS_DB, NUCLEUS_PROMINENCE, NUCLEUS_GAP], "versions": _versions()}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ser_core import config
 from tests.clips import write_clip
 from tests.conftest import PROJECT_ROOT
 from tests.corpus_trees import EMOTION_VOICE, write_ravdess_tree
@@ -96,7 +97,7 @@ def test_predict_with_the_default_model(shared_corpora):
     result = ser("predict", clip, "--json")
     assert result.returncode == 0, result.stderr
     [line] = json_lines(result.stdout)
-    assert line["model"] == "egemaps-svm"
+    assert line["model"] == config.DEFAULT_MODEL == "mfcc-prosody-svm"
     assert sum(line["probabilities"].values()) == pytest.approx(1.0)
 
 

@@ -11,7 +11,7 @@ from ser_core.audio import PEAK_LEVEL
 from ser_core.bundles import Bundle
 from ser_core.corpora import build_catalog, select
 from ser_core.errors import ModelError, OptionError, SilentAudioError
-from ser_core.features import get_pipeline
+from ser_core.features import feature_names, get_pipeline
 from ser_core.inference import Predictor
 from tests.clips import voice
 from tests.corpus_trees import write_ravdess_tree
@@ -73,8 +73,10 @@ def test_occlusion_gives_a_finite_map_with_its_edges(model):
 
 
 @pytest.mark.parametrize("segment", [0, 2])
-def test_occlusion_is_largest_where_the_sound_is(model, segment):
-    occ = explain.occlusion(model, burst_clip(segment), SR, bands=4, segments=3)
+def test_occlusion_is_largest_where_the_sound_is(segment):
+    # egemaps-svm: silencing the burst turns its "fearful" into "angry". The default model, which reads
+    # percentiles over all frames, calls the burst and the noise alone both "fearful" (a flat map, rightly).
+    occ = explain.occlusion(Predictor.load("egemaps-svm"), burst_clip(segment), SR, bands=4, segments=3)
     assert np.unravel_index(np.argmax(occ.drops), occ.drops.shape) == (0, segment)
     assert occ.drops[0, segment] > 0.2
     assert occ.drops[0, segment] > abs(occ.drops[3, segment]) + 0.2  # the empty high band at the same time
@@ -169,9 +171,10 @@ def test_importance_for_the_shipped_model_on_corpus_clips_is_cached(tmp_path, mo
     write_ravdess_tree(tmp_path / "ravdess", actors=(1, 2, 3, 4), takes=2)
     catalog = build_catalog(tmp_path)
     table = explain.importance_for(model, catalog, n_clips=16, n_repeats=1, cache_dir=tmp_path / "cache")
-    assert len(table) == 88 and table["feature"].str.contains("F0semitone").any()
-    assert (table["meaning"] != "").all()  # every eGeMAPS feature is glossed
-    assert table.set_index("feature").loc["F0semitoneFrom27.5Hz_sma3nz_amean", "meaning"] == "pitch"
+    assert len(table) == len(feature_names(model.pipeline)) == 242
+    assert (table["meaning"] != "").all()  # every feature of the default model is glossed, and of eGeMAPS
+    assert all(explain.feature_meaning(name) for name in feature_names("egemaps"))
+    assert table.set_index("feature").loc["pitch_mean", "meaning"] == "pitch"
     assert table.attrs["clips"] == 16 and table.attrs["speakers"] == 4 and "ravdess" in table.attrs["source"]
     assert table.attrs["seen_in_training"]
 
@@ -188,7 +191,7 @@ def test_importance_sample_is_balanced_over_speakers_and_emotions(tmp_path, mode
     write_ravdess_tree(tmp_path / "ravdess", actors=(1, 2, 3, 4), takes=3)
     catalog = build_catalog(tmp_path)
     clips, where, seen = explain.training_clips(catalog, model)
-    assert len(clips) == 48 and "egemaps-svm was trained on" in where and seen
+    assert len(clips) == 48 and f"{model.name} was trained on" in where and seen
     sample = explain.balanced_sample(clips, 16, ["speaker", "label"], seed=1)
     assert sample.groupby(["speaker", "label"]).size().max() == 1 and len(sample) == 16
     other = catalog.assign(corpus="my-class")

@@ -71,6 +71,10 @@ def test_declared_shapes_and_names():
     assert feature_names("egemaps_mfcc")[88:91] == ["zcr_mean", "rms_mean", "mfcc_0_mean"]
     assert feature_names("egemaps_mfcc")[-1] == "mfcc_19_std"
     assert get_pipeline("compare").shape == (6373,) and len(feature_names("compare")) == 6373
+    assert get_pipeline("mfcc_prosody").shape == (242,)
+    assert feature_names("mfcc_prosody")[:2] == ["mfcc_0_mean", "mfcc_0_std"]
+    assert feature_names("mfcc_prosody")[-12:-10] == ["pitch_mean", "pitch_std"]
+    assert feature_names("mfcc_prosody")[-2:] == ["voiced_share", "speech_seconds"]
 
 
 def test_egemaps_mfcc_adds_frame_statistics_to_egemaps():
@@ -130,6 +134,33 @@ def test_features_tell_a_low_voice_from_a_high_one():
     assert extract(high, SR, "egemaps")[pitch] - extract(low, SR, "egemaps")[pitch] == pytest.approx(12, abs=1.5)
 
 
+def test_mfcc_prosody_measures_pitch_its_movement_voicing_and_length():
+    names = feature_names("mfcc_prosody")
+
+    def measured(y):
+        return dict(zip(names, extract(y, SR, "mfcc_prosody")))
+
+    t = np.arange(2 * SR) / SR
+    for f0 in (80.0, 150.0, 300.0, 450.0):  # a steady tone: its pitch in semitones above 27.5 Hz, and no movement
+        tone = measured((0.3 * np.sin(2 * np.pi * f0 * t)).astype(np.float32))
+        assert tone["pitch_p50"] == pytest.approx(12 * np.log2(f0 / 27.5), abs=0.1)
+        assert tone["voiced_share"] > 0.95 and abs(tone["pitch_change_std"]) < 0.05
+    low, high = measured(voice(2.0, SR, f0=150.0)), measured(voice(2.0, SR, f0=300.0))
+    assert high["pitch_mean"] - low["pitch_mean"] == pytest.approx(12, abs=0.5)  # an octave
+    assert low["pitch_std"] > 0.5 and low["pitch_change_std"] > 0.05  # voice() glides +-8 % three times a second
+    assert low["spectral_centroid_mean"] < high["spectral_centroid_mean"]
+    noise = measured(np.random.default_rng(0).normal(0, 0.1, 2 * SR).astype(np.float32))
+    assert noise["voiced_share"] < 0.1 and noise["spectral_flatness_mean"] > 10 * low["spectral_flatness_mean"]
+    # Silence around the speech is trimmed: the length is the speech's, the statistics barely move.
+    padded = measured(np.concatenate([np.zeros(SR, np.float32), voice(2.0, SR, f0=150.0), np.zeros(SR, np.float32)]))
+    assert padded["speech_seconds"] == pytest.approx(2.0, abs=0.1)
+    assert low["speech_seconds"] == pytest.approx(2.0, abs=0.05)
+    assert padded["pitch_mean"] == pytest.approx(low["pitch_mean"], abs=0.2)
+    loud = measured(2 * voice(2.0, SR, f0=150.0))
+    assert loud["rms_mean"] == pytest.approx(2 * low["rms_mean"], rel=1e-3)
+    assert loud["pitch_mean"] == pytest.approx(low["pitch_mean"], abs=1e-3)
+
+
 @pytest.mark.parametrize("name", ["egemaps", "compare"])
 def test_smile_features_are_opensmiles_own_numbers_clip_after_clip_and_across_threads(name):
     """One openSMILE engine is reset and reused between clips: each clip must get exactly what a fresh
@@ -177,7 +208,7 @@ def test_spectral_pipelines_compile_no_numba_code(tmp_path):
             "from ser_core.features import extract\n"
             "from tests.clips import voice\n"
             "with event.install_recorder('numba:compile') as compiled:\n"
-            "    for name in ('librosa180', 'zcr_rms_mfcc', 'logmel'):\n"
+            "    for name in ('librosa180', 'zcr_rms_mfcc', 'logmel', 'mfcc_prosody'):\n"
             "        extract(voice(1.0), 16000, name)\n"
             "print(len(compiled.buffer))")
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
