@@ -475,13 +475,12 @@ def prosody(y: np.ndarray, sr: int, *, fmin: float = config.PITCH_FMIN,
     from scipy.signal import find_peaks
 
     from .audio import _silent
-    from .features import _frames, _yin
+    from .features import _frames, _rms, _yin
 
     y, sr = _at_rate(y, sr, PROSODY_RATE)
     if not np.any(y):  # a quiet clip is measured (its level is the point); digital silence has nothing to measure
         raise _silent("this clip", y)
-    energy_frames = _frames(y.astype(np.float64), ENERGY_FRAME, PROSODY_HOP)
-    energy_db = 20 * np.log10(np.maximum(np.sqrt(np.mean(energy_frames ** 2, axis=1)), 1e-5))
+    energy_db = 20 * np.log10(np.maximum(_rms(_frames(y.astype(np.float64), ENERGY_FRAME, PROSODY_HOP)), 1e-5))
     low, _ = _at_rate(y, sr, PITCH_RATE)
     f0, aperiodicity = _yin(_frames(low, PITCH_FRAME, PITCH_HOP), PITCH_RATE, fmin, fmax)
     n = min(len(f0), len(energy_db))

@@ -136,7 +136,7 @@ class Pipeline:
         if self.name == "egemaps_mfcc":
             return (SMILE_SIZES[p["feature_set"]] + 2 * (2 + p["n_mfcc"]),)
         if self.name == "mfcc_prosody":
-            return (len(FUNCTIONALS) * (len(_frame_descriptors(p)) + 2) + 2,)
+            return (len(feature_names(self)),)
         return (SMILE_SIZES[p["feature_set"]],)
 
     @property
@@ -339,9 +339,8 @@ def _mfcc_prosody(y: np.ndarray, frames: np.ndarray, power: np.ndarray, sr: int,
     f0, aperiodicity = _yin(pitch_frames.astype(np.float64), sr, p["fmin"], p["fmax"], p["yin_threshold"])
     voiced = aperiodicity < p["voicing_threshold"]
     pitch = 12 * np.log2(f0[voiced] / PITCH_REFERENCE_HZ)
-    return np.concatenate([_functionals(descriptors).reshape(-1), _functionals(pitch[:, None]).reshape(-1),
-                           _functionals(np.diff(pitch)[:, None]).reshape(-1),
-                           [voiced.mean(), len(descriptors) * p["hop_length"] / sr]]).astype(np.float32)
+    statistics = [_functionals(a).reshape(-1) for a in (descriptors, pitch[:, None], np.diff(pitch)[:, None])]
+    return np.concatenate([*statistics, [voiced.mean(), len(descriptors) * p["hop_length"] / sr]]).astype(np.float32)
 
 
 def _functionals(a: np.ndarray) -> np.ndarray:
