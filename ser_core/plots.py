@@ -15,6 +15,8 @@ from . import config
 
 MAX_WAVE_POINTS = 4000   # a waveplot draws min/max envelopes beyond this many samples
 N_FFT, HOP = 512, 160    # 32 ms / 10 ms at 16 kHz for the signal views
+OCCLUSION_FULL_COLOUR = 0.2  # an occlusion drop this large (20 points) is drawn in full colour, smaller ones
+                             # fainter: the scale only widens for larger drops, so weak evidence looks weak
 EMOTION_COLOURS = {
     "neutral": "#7f7f7f", "calm": "#17becf", "happy": "#f2c14e", "sad": "#1f77b4",
     "angry": "#d62728", "fearful": "#9467bd", "disgust": "#2ca02c", "surprised": "#ff7f0e", "silence": "#dddddd",
@@ -165,7 +167,7 @@ def occlusion_overlay(occ, title: str | None = None) -> go.Figure:
     (silencing them lowers its probability), blue ones argued against it. Frequency on the mel scale."""
     import librosa
 
-    top = float(np.max(np.abs(occ.drops))) or 1e-6
+    top = max(float(np.max(np.abs(occ.drops))), OCCLUSION_FULL_COLOUR)
     band_mel = librosa.hz_to_mel(occ.band_edges_hz)
     custom = np.stack(np.broadcast_arrays(occ.band_edges_hz[:-1, None], occ.band_edges_hz[1:, None],
                                           occ.segment_edges_s[None, :-1], occ.segment_edges_s[None, 1:]), axis=-1)

@@ -2,6 +2,8 @@
 shipped model; class averages on the shared corpora; the Classify page's explanation through AppTest."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -271,6 +273,11 @@ def test_figures_draw_the_map_over_the_spectrogram_and_the_prosody(model):
     assert spectrogram.type == overlay.type == "heatmap"
     assert np.asarray(overlay.z).shape == (4, 3) and np.allclose(overlay.z, occ.drops)
     assert len(overlay.x) == 4 and len(overlay.y) == 5  # edges: the patches line up with the spectrogram
+    # the colour scale is the same for every small map, so drops of 3 points look faint, not like strong evidence
+    faint = plots.occlusion_overlay(replace(occ, drops=np.full_like(occ.drops, 0.03))).data[1]
+    assert faint.zmax == -faint.zmin == plots.OCCLUSION_FULL_COLOUR > 0.03
+    strong = plots.occlusion_overlay(replace(occ, drops=np.full_like(occ.drops, -0.6))).data[1]
+    assert strong.zmax == pytest.approx(0.6)  # a larger drop widens it: nothing is clipped
     pros = explain.prosody(voice(duration=2.0), SR)
     assert [trace.name for trace in plots.prosody_contours(pros).data] == ["pitch (Hz)", "energy (dB)",
                                                                            "syllable nuclei"]
