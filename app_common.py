@@ -61,7 +61,7 @@ def model_picker(label: str = "Model", key: str | None = None) -> str | None:
 
 def audio_uploader(key: str | None = None):
     """The one upload box: the formats SER Studio reads and the size limit, stated."""
-    return st.file_uploader(f"WAV, FLAC, MP3, OGG, M4A or WebM, up to {config.MAX_UPLOAD_MB} MB",
+    return st.file_uploader(f"{config.AUDIO_FORMATS}, up to {config.MAX_UPLOAD_MB} MB",
                             type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS], key=key)
 
 

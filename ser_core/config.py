@@ -24,6 +24,7 @@ TRIM_TOP_DB = 30.0            # dB below peak treated as silence by trimming
 AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3", ".m4a", ".aac", ".webm", ".opus",
 )
+AUDIO_FORMATS = ", ".join(ext.lstrip(".").upper() for ext in AUDIO_EXTENSIONS)  # as messages name them
 
 MAX_UPLOAD_MB = 50            # the app's upload limit (.streamlit/config.toml server.maxUploadSize)
 

@@ -89,7 +89,9 @@ def test_explore_without_data_says_where_to_put_it(monkeypatch, tmp_path):
 
 def test_classify_shows_probabilities_and_a_timeline(monkeypatch, data_root):
     at = page("3_Classify.py", monkeypatch, data_root)
-    at.file_uploader[0].upload("short.wav", wav(voice(duration=2.0)), "audio/wav").run()
+    box = at.file_uploader[0]
+    assert all(ext.lstrip(".").upper() in box.label for ext in box.proto.type)  # the label names what it accepts
+    box.upload("short.wav", wav(voice(duration=2.0)), "audio/wav").run()
     assert not at.exception and not at.error
     assert at.metric[0].value in {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
     assert "Emotion probabilities" in titles(at) and "Emotions over time" not in titles(at)
