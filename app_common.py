@@ -60,8 +60,8 @@ def model_picker(label: str = "Model", key: str | None = None) -> str | None:
 
 
 def audio_uploader(key: str | None = None):
-    """The one upload box: the formats SER Studio reads and the size limit, stated."""
-    return st.file_uploader(f"{config.AUDIO_FORMATS}, up to {config.MAX_UPLOAD_MB} MB",
+    """The one upload box; it states the formats SER Studio reads and the size limit under the button itself."""
+    return st.file_uploader("A recording of one person speaking",
                             type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS], key=key)
 
 

@@ -26,8 +26,6 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 )
 AUDIO_FORMATS = ", ".join(ext.lstrip(".").upper() for ext in AUDIO_EXTENSIONS)  # as messages name them
 
-MAX_UPLOAD_MB = 50            # the app's upload limit (.streamlit/config.toml server.maxUploadSize)
-
 # Class recordings (ser_core.recordings): mono 16-bit WAV at the rate every pipeline reads, one utterance each.
 RECORDING_RATE = SAMPLE_RATE
 MAX_RECORDING_DURATION = 30.0  # s; longer input is refused: a corpus clip is one utterance, not a lesson
