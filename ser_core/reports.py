@@ -39,9 +39,6 @@ PROTOCOL_EXPLANATIONS = {
     "corpus": "Each corpus was held out in turn and the model trained on the others, on the emotions they share: "
               "these figures say how well it carries over to recordings made elsewhere.",
 }
-# Figures in the PNG zip, in order; the curves only when the run has epoch histories (Keras models).
-FIGURE_FILES = ("confusion.png", "confusion-normalised.png", "per-class.png", "per-fold.png",
-                "training-curves.png")
 _KERAS_ONLY = ("learning_rate", "batch_size", "epochs", "dropout", "optimizer", "patience", "validation_share")
 _ZIP_DATE = (2000, 1, 1, 0, 0, 0)  # fixed, so the same report gives the same bytes
 
@@ -282,7 +279,7 @@ def _curves_png(history: dict[str, list[dict]]) -> bytes:
 
 
 def figures_png(source: Any, *, events: Iterable | None = None) -> dict[str, bytes]:
-    """The report's figures as PNG bytes by file name (FIGURE_FILES; the curves only for epoch histories)."""
+    """The report's figures as PNG bytes by file name; the training curves only for runs with epoch histories."""
     data = report_data(source, events=events)
     if data._figures is not None:
         return dict(data._figures)
