@@ -22,7 +22,7 @@ import soundfile as sf
 import soxr
 
 from ser_core.config import (
-    AUDIO_FORMATS, MAX_DURATION, MIN_DURATION, SAMPLE_RATE, SILENCE_DBFS, TRIM_TOP_DB,
+    AUDIO_EXTENSIONS, MAX_DURATION, MIN_DURATION, SAMPLE_RATE, SILENCE_DBFS, TRIM_TOP_DB,
 )
 from ser_core.errors import (
     AudioError, CorruptAudioError, EmptyAudioError, NotAudioError, OptionError, SilentAudioError,
@@ -35,6 +35,7 @@ PEAK_LEVEL = 0.95         # peak after normalisation: full scale less a little h
 BLOCK_FRAMES = 65_536     # frames decoded at a time; what bounds memory when streaming
 RESAMPLE_QUALITY = "HQ"   # soxr quality for every rate conversion
 
+_SUPPORTED = ", ".join(ext.lstrip(".").upper() for ext in AUDIO_EXTENSIONS)
 # PyAV demuxer names that read badly to a user.
 _CONTAINER_FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4", "matroska,webm": "WEBM"}
 # First bytes of MPEG audio and ADTS AAC frames (no ID3 tag in front).
@@ -336,7 +337,7 @@ def _empty(name: str) -> EmptyAudioError:
 
 def _not_audio(inp: _Input) -> NotAudioError:
     return NotAudioError(f"{inp.name}: this is not an audio recording. "
-                         f"Choose a sound file ({AUDIO_FORMATS}).")
+                         f"Choose a sound file ({_SUPPORTED}).")
 
 
 def _corrupt(inp: _Input) -> CorruptAudioError:

@@ -24,7 +24,6 @@ TRIM_TOP_DB = 30.0            # dB below peak treated as silence by trimming
 AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3", ".m4a", ".aac", ".webm", ".opus",
 )
-AUDIO_FORMATS = ", ".join(ext.lstrip(".").upper() for ext in AUDIO_EXTENSIONS)  # as messages name them
 
 # Class recordings (ser_core.recordings): mono 16-bit WAV at the rate every pipeline reads, one utterance each.
 RECORDING_RATE = SAMPLE_RATE
