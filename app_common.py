@@ -1,4 +1,4 @@
-"""What every page of the app shares: cached catalog and models, and one way to show a bad input.
+"""What every page of the app shares: its setup, cached catalog and models, and one way to show a bad input.
 
 Heavy objects are shared between browser sessions through Streamlit's caches; per-user state (uploads,
 training runs) lives in st.session_state.
@@ -10,6 +10,19 @@ import streamlit as st
 
 from ser_core import config
 from ser_core.errors import SerError
+
+
+def page_config(title: str | None = None) -> None:
+    """Each page's tab title and layout, and the app's own sidebar even on the first page a fresh server serves."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # Streamlit 1.67 runs the first page a fresh server serves (a bookmarked /Classify, say) as an old-style
+    # pages/ app, without streamlit_app.py, so its sidebar says "streamlit app" in place of Home. Telling it that
+    # streamlit_app.py names the pages, as its st.navigation call would, and rerunning shows the app's own sidebar.
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    st.set_page_config(page_title=f"{title} · SER Studio" if title else "SER Studio", page_icon="🎙️", layout="wide")
 
 
 @st.cache_data(ttl=300, show_spinner="Reading the corpora…")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_common import audio_uploader, predictor, show_prediction
+from app_common import audio_uploader, page_config, predictor, show_prediction
 from ser_core import config
 from ser_core.errors import SerError
 
@@ -18,7 +18,7 @@ def found_corpora(root: str) -> dict[str, int]:
 
 def home() -> None:
     """What the app does, what data and models it found, and a quick classify box."""
-    st.set_page_config(page_title="SER Studio", page_icon="🎙️", layout="wide")
+    page_config()
     st.title("SER Studio")
     st.write(
         "Speech Emotion Recognition, taught honestly: explore emotional speech corpora, train models and "

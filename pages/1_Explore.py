@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_common import catalog_or_message, clip_samples, corpus_downloads
+from app_common import catalog_or_message, clip_samples, corpus_downloads, page_config
 from ser_core import config, plots
 from ser_core.corpora import FILTERS, select
 
-st.set_page_config(page_title="Explore · SER Studio", page_icon="🎙️", layout="wide")
+page_config("Explore")
 st.title("Explore the corpora")
 
 clips = catalog_or_message()

@@ -6,11 +6,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_common import catalog_or_message
+from app_common import catalog_or_message, page_config
 from ser_core import config, plots
 from ser_core.errors import SerError
 
-st.set_page_config(page_title="Train · SER Studio", page_icon="🎙️", layout="wide")
+page_config("Train")
 st.title("Train and evaluate")
 
 

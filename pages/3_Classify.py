@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from app_common import audio_uploader, catalog, model_picker, predictor, show_prediction
+from app_common import audio_uploader, catalog, model_picker, page_config, predictor, show_prediction
 from ser_core import config, explain, plots
 from ser_core.errors import SerError
 
@@ -127,7 +127,7 @@ def features_panel(model, model_path: str) -> None:
                + "Features that measure the same thing (many do) stand in for each other, so each one alone loses "
                "little.")
 
-st.set_page_config(page_title="Classify · SER Studio", page_icon="🎙️", layout="wide")
+page_config("Classify")
 st.title("Classify a clip")
 
 model_path = model_picker()

@@ -5,13 +5,13 @@ import time
 
 import streamlit as st
 
-from app_common import model_picker, predictor
+from app_common import model_picker, page_config, predictor
 from ser_core import config, plots
 from ser_core.errors import SerError
 
 REDRAW = 0.25  # s; how often the input level meter is redrawn while no result comes
 
-st.set_page_config(page_title="Live · SER Studio", page_icon="🎙️", layout="wide")
+page_config("Live")
 st.title("Live microphone")
 st.caption("Speak for a few seconds: every hop, the last window of speech is classified. Windows without speech "
            "are shown as silence. Your audio stays on this server and is never stored unless you download it.")

@@ -7,7 +7,7 @@ import app_common
 from ser_core import config, recordings
 from ser_core.errors import SerError
 
-st.set_page_config(page_title="Class recordings · SER Studio", page_icon="🎙️", layout="wide")
+app_common.page_config("Class recordings")
 st.title("Class recordings")
 st.caption(f"Record or upload clips, label them, and keep them as a corpus under `{config.data_root()}`: one folder "
            "per emotion, mono WAV, and a metadata.csv of speakers, labels and dates. Explore, Train and the command "

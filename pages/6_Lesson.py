@@ -4,11 +4,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_common import catalog_or_message
+from app_common import catalog_or_message, page_config
 from ser_core import config, plots
 from ser_core.errors import SerError
 
-st.set_page_config(page_title="Lesson · SER Studio", page_icon="🎙️", layout="wide")
+page_config("Lesson")
 st.title("Why a random split lies")
 st.write("Most speech-emotion demos report accuracy from a random split of the clips. Run the same features and "
          "the same classifier twice on the same data, once split at random and once by speaker, and compare.")

@@ -5,9 +5,11 @@ from tests.e2e.test_browser import browser, page, server  # noqa: F401  (fixture
 
 
 def test_lesson_shows_the_random_split_above_folds_by_speaker(server, page):  # noqa: F811
-    page.goto(f"{server}/Lesson")
+    page.goto(f"{server}/Lesson")  # the first page this module's fresh server serves: a bookmarked lesson
     form = page.locator('[data-testid="stForm"]').first
     form.wait_for()
+    sidebar = page.locator('[data-testid="stSidebarNav"]')
+    assert sidebar.inner_text().split() == ["Home", "Explore", "Train", "Classify", "Live", "Record", "Lesson"]
     form.locator('[data-testid="stSelectbox"]').first.click()  # features: librosa180, fast on a cold cache
     page.get_by_role("option", name="librosa180", exact=True).click()
     form.get_by_role("button", name="Run the lesson").click()
