@@ -50,6 +50,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 CACHE_DIR_ENV = "SER_CACHE_DIR"
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_MODEL = "mfcc-prosody-svm"   # folder under models/ used when no model is named
+GE2E_WEIGHTS = SHIPPED_MODELS_DIR / "ge2e-encoder" / "weights.npz"  # the ge2e pipelines' speaker encoder
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
 # Corpus downloads: a mirror base URL that replaces every source's host, e.g. http://127.0.0.1:8000 turns
 # https://zenodo.org/records/... into http://127.0.0.1:8000/zenodo.org/records/...

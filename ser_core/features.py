@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from . import config
-from .errors import AudioError, OptionError
+from .errors import AudioError, ModelError, OptionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,6 +77,18 @@ _RECIPES: dict[str, tuple[int, str, dict[str, Any]]] = {
                                  "trim_db": config.TRIM_TOP_DB, "fmin": config.PITCH_FMIN, "fmax": config.PITCH_FMAX,
                                  "pitch_frame_length": 640, "pitch_step": 2, "yin_threshold": config.YIN_THRESHOLD,
                                  "voicing_threshold": config.VOICING_THRESHOLD}),
+    # The speaker encoder of Resemblyzer (models/ge2e-encoder: a 3-layer LSTM trained to tell thousands of voices
+    # apart) run over the trimmed clip's 40 mel powers (25 ms / 10 ms at 16 kHz, what it was trained on) brought
+    # to `dbfs`: its embedding, each layer's last hidden and cell state, and the mean and std over frames of the
+    # top layer's outputs (2304).
+    # How a voice differs from its usual self says much about emotion: with per-speaker normalisation and logreg,
+    # 73.8% on RAVDESS by actor alone, 78.5% with ComParE (compare_ge2e), where ComParE alone gives 70.8%.
+    # About 30 ms for a 3 s window on one core.
+    "ge2e": (1, "clip", {"trim_db": config.TRIM_TOP_DB, "dbfs": -30.0}),
+    # ComParE's 6373 functionals, then ge2e's 2304 values.
+    "compare_ge2e": (1, "clip", {"feature_set": "ComParE_2016", "feature_level": "Functionals",
+                                 "trim_frame_length": 400, "trim_hop_length": 160, "trim_db": config.TRIM_TOP_DB,
+                                 "dbfs": -30.0}),
 }
 PIPELINES: tuple[str, ...] = tuple(_RECIPES)
 SMILE_SIZES = {"eGeMAPSv02": 88, "ComParE_2016": 6373}  # openSMILE functionals per feature set
@@ -86,6 +98,10 @@ FUNCTIONALS = ("mean", "std", "p10", "p50", "p90")  # what mfcc_prosody takes of
 PERCENTILES = (10, 50, 90)
 ROLLOFF_SHARE = 0.85   # the spectral roll-off is the frequency below which this share of the magnitude lies
 PITCH_REFERENCE_HZ = 27.5  # pitch in semitones above this (A0), as eGeMAPS counts it
+# The speaker encoder's input, fixed by its training: 40 mel powers of 25 ms frames every 10 ms at 16 kHz.
+ENCODER_RATE, ENCODER_N_FFT, ENCODER_HOP, ENCODER_N_MELS = 16_000, 400, 160, 40
+ENCODER_PARTS = ("embedding", "hidden_1", "hidden_2", "hidden_3", "cell_1", "cell_2", "cell_3", "mean", "std")
+ENCODER_SIZE = 256     # values in each part
 CHUNK_SIZE = 32        # clips per worker task: enough to hide joblib's per-task cost, small enough for progress
 STD_FLOOR = 1e-8       # smallest std speaker normalisation divides by (a constant feature stays 0)
 CACHE_SUBDIR = "features"
@@ -137,6 +153,10 @@ class Pipeline:
             return (SMILE_SIZES[p["feature_set"]] + 2 * (2 + p["n_mfcc"]),)
         if self.name == "mfcc_prosody":
             return (len(feature_names(self)),)
+        if self.name == "ge2e":
+            return (len(ENCODER_PARTS) * ENCODER_SIZE,)
+        if self.name == "compare_ge2e":
+            return (SMILE_SIZES[p["feature_set"]] + len(ENCODER_PARTS) * ENCODER_SIZE,)
         return (SMILE_SIZES[p["feature_set"]],)
 
     @property
@@ -160,6 +180,9 @@ def get_pipeline(name: str, **overrides: Any) -> Pipeline:
         raise OptionError(f"pipeline {name!r} has no parameter {', '.join(unknown)} to change; "
                           f"its parameters are: sample_rate, {', '.join(sorted(options))}")
     sample_rate = overrides.pop("sample_rate", config.SAMPLE_RATE)
+    if name in ("ge2e", "compare_ge2e") and sample_rate != ENCODER_RATE:
+        raise OptionError(f"pipeline {name!r} works at {ENCODER_RATE} Hz only, the rate its speaker encoder "
+                          "was trained at")
     return Pipeline(name, version, kind, int(sample_rate), {**params, **overrides})
 
 
@@ -177,7 +200,12 @@ def feature_names(pipeline: str | Pipeline) -> list[str]:
     if pipeline.name == "mfcc_prosody":
         return ([f"{name}_{stat}" for name in [*_frame_descriptors(p), "pitch", "pitch_change"]
                  for stat in FUNCTIONALS] + ["voiced_share", "speech_seconds"])
+    encoder_names = [f"ge2e_{part}_{i}" for part in ENCODER_PARTS for i in range(ENCODER_SIZE)]
+    if pipeline.name == "ge2e":
+        return encoder_names
     names = list(_smile(p["feature_set"], p["feature_level"]).feature_names)
+    if pipeline.name == "compare_ge2e":
+        return names + encoder_names
     if pipeline.name == "egemaps_mfcc":  # then the frame statistics, named after zcr_rms_mfcc's columns
         frame_names = feature_names(get_pipeline("zcr_rms_mfcc", n_mfcc=p["n_mfcc"]))
         names += [f"{name}_mean" for name in frame_names] + [f"{name}_std" for name in frame_names]
@@ -201,6 +229,10 @@ def extract(y: np.ndarray, sr: int, pipeline: str | Pipeline = "librosa180") -> 
     p = pipeline.params
     if pipeline.name in ("egemaps", "compare"):
         return _smile_functionals(y, sr, p)
+    if pipeline.name == "ge2e":
+        return _speaker_encoder(y, p)
+    if pipeline.name == "compare_ge2e":
+        return np.concatenate([_smile_functionals(y, sr, p), _speaker_encoder(y, p)])
     frames = _frames(y, p["n_fft"], p["hop_length"])
     power = _power(frames)
     keep = _loud_span(power.sum(axis=1), p["trim_db"])  # silence trimming from the same STFT
@@ -413,6 +445,56 @@ def _smile_functionals(y: np.ndarray, sr: int, p: Mapping[str, Any]) -> np.ndarr
     features = extractor(y)  # an extractor that failed is not reused
     idle.put(extractor)
     return features
+
+
+def _speaker_encoder(y: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    """The ge2e values of a clip: its trimmed mel powers at p["dbfs"] through the encoder (float32, 2304)."""
+    frames = _frames(y, ENCODER_N_FFT, ENCODER_HOP)
+    power = _power(frames)
+    keep = _loud_span(power.sum(axis=1), p["trim_db"])
+    start, stop = (keep.start or 0) * ENCODER_HOP, min(len(y), (keep.stop or len(power)) * ENCODER_HOP)
+    loudness = float(np.mean(np.square(y[start:stop], dtype=np.float64))) if stop > start else 0.0
+    gain = 10.0 ** (p["dbfs"] / 10) / max(loudness, 1e-10)  # power gain: the samples' mean square to dbfs
+    mel = power[keep] @ _mel_basis(ENCODER_RATE, ENCODER_N_FFT, ENCODER_N_MELS).T * np.float32(gain)
+    return encode_speaker(mel)
+
+
+def encode_speaker(mel: np.ndarray) -> np.ndarray:
+    """Run the speaker encoder (models/ge2e-encoder) over (frames, 40) mel powers; float32 (2304,).
+
+    Its L2-normalised embedding (ReLU of a linear map of the top layer's last hidden state), each layer's last
+    hidden and cell state, and the mean and std over frames of the top layer's outputs, in ENCODER_PARTS order.
+    """
+    weights = _encoder_weights()
+    x = np.asarray(mel, dtype=np.float32)
+    hidden, cell = [], []
+    for layer in range(3):
+        inputs = x @ weights[f"weight_ih_{layer}"].T + weights[f"bias_{layer}"]  # (frames, 4 * 256), all at once
+        recurrent = np.ascontiguousarray(weights[f"weight_hh_{layer}"].T)
+        h = np.zeros(ENCODER_SIZE, np.float32)
+        c = np.zeros(ENCODER_SIZE, np.float32)
+        x = np.empty((len(inputs), ENCODER_SIZE), np.float32)
+        for t, gates in enumerate(inputs):  # torch's gate order: input, forget, cell, output
+            a = gates + h @ recurrent
+            s = 0.5 + 0.5 * np.tanh(0.5 * a)  # the logistic sigmoid of all four at once, without overflow
+            c = s[256:512] * c + s[:256] * np.tanh(a[512:768])
+            h = x[t] = s[768:] * np.tanh(c)
+        hidden.append(h)
+        cell.append(c)
+    embedding = np.maximum(weights["linear_weight"] @ h + weights["linear_bias"], 0)
+    embedding /= max(float(np.linalg.norm(embedding)), 1e-12)
+    return np.concatenate([embedding, *hidden, *cell, x.mean(axis=0), x.std(axis=0)]).astype(np.float32)
+
+
+@functools.cache
+def _encoder_weights() -> dict[str, np.ndarray]:
+    """The speaker encoder's arrays, read once per process (plain .npz: no pickle is ever loaded)."""
+    try:
+        with np.load(config.GE2E_WEIGHTS, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError) as error:
+        raise ModelError(f"the speaker encoder of the ge2e features cannot be read from {config.GE2E_WEIGHTS} "
+                         f"({error}); restore models/ge2e-encoder from the project") from error
 
 
 @functools.cache

@@ -91,6 +91,41 @@ def test_egemaps_mfcc_adds_frame_statistics_to_egemaps():
     np.testing.assert_allclose(extract(padded, SR, "egemaps_mfcc")[88:], quiet[88:], rtol=1e-3, atol=1e-3)
 
 
+def test_ge2e_runs_resemblyzers_speaker_encoder_as_torch_does():
+    """The converted weights through numpy give what the original PyTorch encoder gave (saved at conversion)."""
+    with np.load(PROJECT_ROOT / "models" / "ge2e-encoder" / "weights.npz") as saved:
+        mel, expected = saved["reference_mel"], saved["reference_features"]
+    np.testing.assert_allclose(features.encode_speaker(mel), expected, atol=2e-5)
+    embedding = features.encode_speaker(mel)[:256]
+    assert np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-5) and embedding.min() >= 0
+
+
+def test_ge2e_hears_the_voice_not_the_volume():
+    y = voice(2.0, SR, f0=120.0, level=0.1)
+    quiet, loud = extract(y, SR, "ge2e"), extract(4 * y, SR, "ge2e")
+    np.testing.assert_allclose(loud, quiet, atol=1e-4)  # brought to the same loudness first
+    higher = extract(voice(2.0, SR, f0=240.0, level=0.1), SR, "ge2e")
+    assert np.abs(higher - quiet).max() > 0.1  # another voice moves the encoder
+    together = extract(y, SR, "compare_ge2e")
+    np.testing.assert_array_equal(together[:6373], extract(y, SR, "compare"))
+    np.testing.assert_array_equal(together[6373:], quiet)
+    assert feature_names("compare_ge2e")[6373:6375] == ["ge2e_embedding_0", "ge2e_embedding_1"]
+    with pytest.raises(OptionError, match="16000 Hz"):
+        get_pipeline("ge2e", sample_rate=22_050)  # the encoder was trained at 16 kHz
+
+
+def test_ge2e_without_its_weights_says_what_is_missing(monkeypatch, tmp_path):
+    from ser_core.errors import ModelError
+
+    monkeypatch.setattr(features.config, "GE2E_WEIGHTS", tmp_path / "weights.npz")
+    features._encoder_weights.cache_clear()
+    try:
+        with pytest.raises(ModelError, match="restore models/ge2e-encoder"):
+            extract(voice(1.0, SR), SR, "ge2e")
+    finally:
+        features._encoder_weights.cache_clear()
+
+
 def test_config_is_json_that_round_trips_and_overrides_change_it():
     for name in PIPELINES:
         pipeline = get_pipeline(name)
@@ -398,6 +433,20 @@ def corpus_slice(shared_corpora):
 
     catalog = build_catalog(shared_corpora)
     return catalog.iloc[np.linspace(0, len(catalog) - 1, 20).astype(int)].reset_index(drop=True)
+
+
+def test_ge2e_embeddings_tell_real_speakers_apart(shared_corpora):
+    """The converted encoder still does its first job: a clip's nearest clip, by embedding, is the same actor's."""
+    from ser_core.corpora import build_catalog
+
+    catalog = build_catalog(shared_corpora, ["ravdess"])
+    clips = catalog[catalog["speaker"].isin(["ravdess_01", "ravdess_02", "ravdess_03", "ravdess_04"])]
+    clips = clips.groupby("speaker").head(5)  # 4 actors (2 men, 2 women), 5 clips each
+    embeddings = extract_features(clips, "ge2e", n_jobs=1)[:, :256]
+    similarity = embeddings @ embeddings.T
+    np.fill_diagonal(similarity, -1)
+    speakers = clips["speaker"].to_numpy()
+    assert (speakers[similarity.argmax(axis=1)] == speakers).all()
 
 
 @pytest.mark.parametrize("name", PIPELINES)

@@ -187,18 +187,19 @@ def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
     assert run.result.pooled["accuracy"] > 0.25  # chance is 12.5% over 8 emotions
 
 
-def test_compare_logreg_learns_unseen_actors_and_round_trips_through_a_bundle(tmp_path, shared_corpora):
-    """The most accurate recipe (ComParE functionals, per-speaker normalisation, logistic regression) on 8 actors,
-    4 folds by actor; then saved, loaded, calibrated on an actor's clips and giving the fold model's answers."""
+def test_compare_ge2e_logreg_learns_unseen_actors_and_round_trips_through_a_bundle(tmp_path, shared_corpora):
+    """The most accurate recipe (ComParE functionals and the speaker encoder's states, per-speaker normalisation,
+    logistic regression) on 8 actors, 4 folds by actor; then saved, loaded, calibrated on an actor's clips and
+    giving the fold model's answers."""
     catalog = build_catalog(shared_corpora, ["ravdess"])
     catalog = catalog[catalog.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
-    run = train(catalog, TrainConfig(model="logreg", features="compare", folds=4, speaker_norm=True))
+    run = train(catalog, TrainConfig(model="logreg", features="compare_ge2e", folds=4, speaker_norm=True))
     assert run.result.protocol == "speaker" and run.result.pooled["accuracy"] > 0.4  # chance is 12.5%
-    predictor = Predictor.load(save_run(run, "compare", tmp_path))
+    predictor = Predictor.load(save_run(run, "compare-ge2e", tmp_path))
     actor = catalog[catalog.speaker == "ravdess_08"]
     clips = [load_audio(path, sr=16_000) for path in actor.path]
     predictor.calibrate(clips)
-    X = normalize_by_speaker(np.stack([extract(y, 16_000, "compare") for y in clips]), actor.speaker.to_numpy(),
+    X = normalize_by_speaker(np.stack([extract(y, 16_000, "compare_ge2e") for y in clips]), actor.speaker.to_numpy(),
                              kind="clip")
     expected = run.model.predict(X)
     assert [predictor.predict_samples(y).label for y in clips] == list(expected)
