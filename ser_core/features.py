@@ -100,8 +100,8 @@ ROLLOFF_SHARE = 0.85   # the spectral roll-off is the frequency below which this
 PITCH_REFERENCE_HZ = 27.5  # pitch in semitones above this (A0), as eGeMAPS counts it
 # The speaker encoder's input, fixed by its training: 40 mel powers of 25 ms frames every 10 ms at 16 kHz.
 ENCODER_RATE, ENCODER_N_FFT, ENCODER_HOP, ENCODER_N_MELS = 16_000, 400, 160, 40
+ENCODER_LAYERS, ENCODER_SIZE = 3, 256  # LSTM layers, and units in each (values in each part below)
 ENCODER_PARTS = ("embedding", "hidden_1", "hidden_2", "hidden_3", "cell_1", "cell_2", "cell_3", "mean", "std")
-ENCODER_SIZE = 256     # values in each part
 CHUNK_SIZE = 32        # clips per worker task: enough to hide joblib's per-task cost, small enough for progress
 STD_FLOOR = 1e-8       # smallest std speaker normalisation divides by (a constant feature stays 0)
 CACHE_SUBDIR = "features"
@@ -466,19 +466,20 @@ def encode_speaker(mel: np.ndarray) -> np.ndarray:
     hidden and cell state, and the mean and std over frames of the top layer's outputs, in ENCODER_PARTS order.
     """
     weights = _encoder_weights()
+    n = ENCODER_SIZE
     x = np.asarray(mel, dtype=np.float32)
     hidden, cell = [], []
-    for layer in range(3):
-        inputs = x @ weights[f"weight_ih_{layer}"].T + weights[f"bias_{layer}"]  # (frames, 4 * 256), all at once
+    for layer in range(ENCODER_LAYERS):
+        inputs = x @ weights[f"weight_ih_{layer}"].T + weights[f"bias_{layer}"]  # (frames, 4 n), all at once
         recurrent = np.ascontiguousarray(weights[f"weight_hh_{layer}"].T)
-        h = np.zeros(ENCODER_SIZE, np.float32)
-        c = np.zeros(ENCODER_SIZE, np.float32)
-        x = np.empty((len(inputs), ENCODER_SIZE), np.float32)
+        h = np.zeros(n, np.float32)
+        c = np.zeros(n, np.float32)
+        x = np.empty((len(inputs), n), np.float32)
         for t, gates in enumerate(inputs):  # torch's gate order: input, forget, cell, output
             a = gates + h @ recurrent
             s = 0.5 + 0.5 * np.tanh(0.5 * a)  # the logistic sigmoid of all four at once, without overflow
-            c = s[256:512] * c + s[:256] * np.tanh(a[512:768])
-            h = x[t] = s[768:] * np.tanh(c)
+            c = s[n:2 * n] * c + s[:n] * np.tanh(a[2 * n:3 * n])
+            h = x[t] = s[3 * n:] * np.tanh(c)
         hidden.append(h)
         cell.append(c)
     embedding = np.maximum(weights["linear_weight"] @ h + weights["linear_bias"], 0)
