@@ -41,7 +41,10 @@ def main() -> None:
     catalog = build_catalog(args.data_dir, ["ravdess"]).sample(100, random_state=config.DEFAULT_SEED)
     speech = np.concatenate([load_audio(path, sr=48_000) for path in catalog["path"]])
     speech = np.tile(speech, int(np.ceil(args.seconds * 48_000 / len(speech))))[:int(args.seconds * 48_000)]
-    session = LiveSession(Predictor.load(args.model), hop=args.hop)
+    predictor = Predictor.load(args.model)
+    if predictor.needs_calibration:  # a speaker-normalised model: ten clips at 16 kHz give it statistics to time with
+        predictor.calibrate([load_audio(path, sr=predictor.pipeline.sample_rate) for path in catalog["path"][:10]])
+    session = LiveSession(predictor, hop=args.hop)
     start, marks = time.monotonic(), []
     for i, frame in enumerate(browser_frames(speech)):
         session.push_frame(frame)
