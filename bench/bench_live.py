@@ -42,7 +42,7 @@ def main() -> None:
     speech = np.concatenate([load_audio(path, sr=48_000) for path in catalog["path"]])
     speech = np.tile(speech, int(np.ceil(args.seconds * 48_000 / len(speech))))[:int(args.seconds * 48_000)]
     predictor = Predictor.load(args.model)
-    if predictor.needs_calibration:  # a speaker-normalised model: ten clips at 16 kHz give it statistics to time with
+    if predictor.needs_calibration:  # a speaker-normalised model: ten clips give it statistics to time with
         predictor.calibrate([load_audio(path, sr=predictor.pipeline.sample_rate) for path in catalog["path"][:10]])
     session = LiveSession(predictor, hop=args.hop)
     start, marks = time.monotonic(), []
