@@ -22,7 +22,8 @@ def page_config(title: str | None = None) -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
-    st.set_page_config(page_title=f"{title} · SER Studio" if title else "SER Studio", page_icon="🎙️", layout="wide")
+    st.set_page_config(page_title=f"{title} · SER Studio" if title else "SER Studio", page_icon="🎙️",
+                       layout="wide")
 
 
 @st.cache_data(ttl=300, show_spinner="Reading the corpora…")
