@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from ser_core import explain, plots
 from ser_core.audio import PEAK_LEVEL
@@ -312,19 +313,40 @@ def test_classify_explains_a_prediction(monkeypatch, data_root):  # noqa: F811
     assert any(t.startswith("What the model listened to") for t in titles(at))
 
 
-def test_classify_ranks_the_features_of_a_clip_level_model(monkeypatch, data_root):  # noqa: F811
+def rank_features(monkeypatch, root, **settings) -> AppTest:
+    """The Classify page's feature ranking for an upload, ranked on `root`'s clips with importance_for(**settings)."""
     import functools
 
-    monkeypatch.setattr(explain, "importance_for", functools.partial(explain.importance_for, n_repeats=2))  # faster
-    at = page("3_Classify.py", monkeypatch, data_root)
+    import streamlit as st
+
+    monkeypatch.setattr(explain, "importance_for", functools.partial(explain.importance_for, **settings))
+    st.cache_data.clear()  # the page keeps a ranking per data root and model for the whole process
+    at = page("3_Classify.py", monkeypatch, root)
     at.file_uploader[0].upload("short.wav", wav(voice(duration=1.5)), "audio/wav").run()
     at.button(key="explain").click().run()
     at.button(key="importance").click().run()
     assert not at.exception and not at.error
+    return at
+
+
+def test_classify_ranks_the_features_of_a_clip_level_model(monkeypatch, shared_corpora):
+    at = rank_features(monkeypatch, shared_corpora, n_clips=96, n_repeats=2)
     chart = next(fig for fig in figures(at) if fig["layout"]["title"]["text"].startswith("Which features"))
     assert len(chart["data"][0]["y"]) == 15 and chart["layout"]["xaxis"]["title"]["text"].startswith("accuracy")
-    assert any("48 clips of ravdess" in caption.value and "2 shuffles" in caption.value
+    assert values(chart["data"][0]["x"]).max() > 0  # some feature costs accuracy when shuffled
+    assert any("96 clips of ravdess, tess" in caption.value and "2 shuffles" in caption.value
                and "seen in training" in caption.value for caption in at.caption)
+
+
+@pytest.mark.parametrize("clips, why", [
+    ("generated", "gets none of these clips right"),  # the default model: 0% of this tree's synthetic voices
+    ("corpus", "stand in for each other"),  # 48 of its training clips: 100%, and no one feature's shuffle costs any
+])
+def test_classify_says_why_when_no_single_feature_matters(monkeypatch, data_root, shared_corpora, clips,  # noqa: F811
+                                                          why):
+    at = rank_features(monkeypatch, data_root if clips == "generated" else shared_corpora, n_clips=48, n_repeats=2)
+    assert not any(fig["layout"]["title"]["text"].startswith("Which features") for fig in figures(at))
+    assert any("this model's 242 features" in info.value and why in info.value for info in at.info)
 
 
 def test_classify_explanation_without_a_corpus_says_how_to_get_one(monkeypatch, tmp_path):
