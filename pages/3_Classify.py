@@ -110,7 +110,7 @@ def features_panel(model, model_path: str) -> None:
         st.caption(f"Shuffle each of the model's {n_features} features in turn over {explain.IMPORTANCE_CLIPS} corpus "
                    "clips and see how much the model's accuracy falls: the features it leans on most. The first time "
                    "takes a while (on a 2-core machine, 15 s for egemaps-svm's 88 features, about a minute for "
-                   "mfcc-prosody-svm's 242, two and a half for compare-ge2e-logreg's 8677); then it is remembered.")
+                   "mfcc-prosody-svm's 242, about three for compare-ge2e-logreg's 8677); then it is remembered.")
         if not st.button("Rank the features", key="importance"):
             return
     try:
