@@ -39,8 +39,9 @@ new MutationObserver(() => {
 }).observe(document, {childList: true, subtree: true, characterData: true, attributes: true});
 """
 
-# The live view in one read (React commits a result whole, so the parts agree): the "Now" emotion, the bar
-# chart's accessible label ("Emotion probabilities: neutral 62%, ...") and whether the timeline is drawn.
+# The live view in one read: the "Now" emotion, the bar chart's accessible label ("Emotion probabilities: neutral
+# 62%, ...") and whether the timeline is drawn. A result replaces the previous one in place, but the first one
+# arrives element by element after "Listening…", so a read can fall between its metric and its charts.
 READ_VIEW = """() => {
   const metric = document.querySelector('[data-testid="stMetricValue"]');
   const bars = document.querySelector('svg[aria-label^="Emotion probabilities:"]');
@@ -92,6 +93,9 @@ def main(out: str, clips: list[str], listen: float = 12) -> None:
             while time.time() < deadline and min(len(seen) for seen in views) < listen * 2:
                 for page, seen in zip(pages, views):
                     view = page.evaluate(READ_VIEW)
+                    if view["now"] not in (None, "silence") and view["bars"] is None:  # its charts are on the way
+                        page.wait_for_timeout(300)
+                        view = page.evaluate(READ_VIEW)
                     if view["now"]:
                         seen.append(view)
                 rss_mb.append(server_rss_mb(server.pid))
