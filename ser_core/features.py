@@ -286,6 +286,13 @@ def _loud_span(energy: np.ndarray, trim_db: float | None) -> slice:
     return slice(loud[0], loud[-1] + 1) if loud.size else slice(None)
 
 
+def _span_samples(y: np.ndarray, span: slice, hop_length: int) -> np.ndarray:
+    """The samples of a _loud_span of frames, as librosa.effects.trim maps frames to samples."""
+    if span.start is None:
+        return y
+    return y[span.start * hop_length:min(len(y), span.stop * hop_length)]
+
+
 def _fit_frames(a: np.ndarray, n: int) -> np.ndarray:
     """Centre-crop or centre-pad with zeros (silence) along axis 0 to n frames."""
     if len(a) >= n:
@@ -432,11 +439,9 @@ def _smile_functionals(y: np.ndarray, sr: int, p: Mapping[str, Any]) -> np.ndarr
     """openSMILE needs samples, not an STFT: trim the samples by frame energy, then extract."""
     frames = _frames(y, p["trim_frame_length"], p["trim_hop_length"])
     span = _loud_span(np.einsum("ij,ij->i", frames, frames), p["trim_db"])
-    if span.start is not None:  # frames to samples as librosa.effects.trim does
-        hop = p["trim_hop_length"]
-        trimmed = y[span.start * hop:min(len(y), span.stop * hop)]
-        # openSMILE gives NaN for a segment too short (a click in silence): then keep the whole clip.
-        y = trimmed if len(trimmed) >= config.MIN_DURATION * sr else y
+    trimmed = _span_samples(y, span, p["trim_hop_length"])
+    # openSMILE gives NaN for a segment too short (a click in silence): then keep the whole clip.
+    y = trimmed if len(trimmed) >= config.MIN_DURATION * sr else y
     idle = _idle_extractors.setdefault((p["feature_set"], p["feature_level"], sr), queue.SimpleQueue())
     try:
         extractor = idle.get_nowait()
@@ -452,8 +457,8 @@ def _speaker_encoder(y: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
     frames = _frames(y, ENCODER_N_FFT, ENCODER_HOP)
     power = _power(frames)
     keep = _loud_span(power.sum(axis=1), p["trim_db"])
-    start, stop = (keep.start or 0) * ENCODER_HOP, min(len(y), (keep.stop or len(power)) * ENCODER_HOP)
-    loudness = float(np.mean(np.square(y[start:stop], dtype=np.float64))) if stop > start else 0.0
+    speech = _span_samples(y, keep, ENCODER_HOP)
+    loudness = float(np.mean(np.square(speech, dtype=np.float64))) if len(speech) else 0.0
     gain = 10.0 ** (p["dbfs"] / 10) / max(loudness, 1e-10)  # power gain: the samples' mean square to dbfs
     mel = power[keep] @ _mel_basis(ENCODER_RATE, ENCODER_N_FFT, ENCODER_N_MELS).T * np.float32(gain)
     return encode_speaker(mel)
