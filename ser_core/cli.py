@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import config
-from .errors import OptionError, SerError
+from .errors import ModelError, OptionError, SerError
 
 EXIT_BAD_INPUT = 2
 
@@ -216,6 +216,12 @@ def cmd_predict(args) -> int:
     from .inference import Predictor
 
     predictor = Predictor.load(args.model)
+    if args.calibrate:
+        used = predictor.calibrate_files(_audio_paths(args.calibrate), window=args.window, hop=args.hop)
+        print(f"calibrated {predictor.name} on {used} windows of the speaker's speech", file=sys.stderr)
+    elif predictor.needs_calibration:
+        raise ModelError(f"Model {predictor.name} was trained with per-speaker normalisation: give it the "
+                         "speaker's recordings with --calibrate PATH (10 s or more, in several moods if you can).")
     failures = 0
     for path in _audio_paths(args.paths):
         try:
@@ -423,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", action="store_true", help="classify window by window, with a summary")
     p.add_argument("--window", type=float, default=config.WINDOW, help="window length in seconds")
     p.add_argument("--hop", type=float, default=config.HOP, help="seconds between window starts")
+    p.add_argument("--calibrate", action="append", metavar="PATH",
+                   help="recordings (files or folders) of the speaker, for a speaker-normalised model; repeatable")
 
     command("models", cmd_models, "list shipped and user models", data=False)
 

@@ -282,7 +282,7 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
         X = pool(X, kind)
         augmented = {name: pool(A, kind) for name, A in augmented.items()}
     if speaker_norm:
-        X, augmented = normalize_speakers(X, catalog, augmented)
+        X, augmented, _ = normalize_speakers(X, catalog, augmented)
     labels = catalog["label"].to_numpy()
 
     def fit_predict(split: Split, _: int) -> tuple[np.ndarray, pd.DataFrame | None]:
@@ -297,18 +297,21 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
 
 
 def normalize_speakers(X: np.ndarray, catalog: pd.DataFrame, augmented: dict[str, np.ndarray],
-                       kind: str = "clip") -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Per-speaker standardisation of X, and of the augmented copies with their originals' statistics.
+                       kind: str = "clip") -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Per-speaker standardisation of X, and of the augmented copies with their originals' statistics; and the
+    typical within-speaker std the speakers' stds were shrunk towards (a model keeps it for calibration).
 
-    It uses no labels, and each speaker's statistics come from that speaker's clips only, so applying it
-    before splitting leaks nothing from test to train (a test speaker is normalised by themself).
+    It uses no labels, so applying it before splitting leaks no answers: each speaker's statistics come from
+    that speaker's own clips (a test speaker is normalised by themself), steadied by the spread of all the
+    speakers' clips, which weighs PRIOR_CLIPS clips against a RAVDESS actor's 60.
     """
-    from .features import normalize_by_speaker, speaker_stats
+    from .features import normalize_by_speaker, speaker_stats, typical_speaker_std
 
     speakers = catalog["speaker"].to_numpy()
-    stats = speaker_stats(X, speakers, kind)
+    prior_std = typical_speaker_std(X, speakers, kind)
+    stats = speaker_stats(X, speakers, kind, prior_std)
     return (normalize_by_speaker(X, speakers, stats, kind),
-            {name: normalize_by_speaker(A, speakers, stats, kind) for name, A in augmented.items()})
+            {name: normalize_by_speaker(A, speakers, stats, kind) for name, A in augmented.items()}, prior_std)
 
 
 def evaluate(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: str = "svm",

@@ -136,8 +136,8 @@ def occlusion(predictor: Predictor, y: np.ndarray, sr: int, *, bands: int = DEFA
     if bands < 1 or segments < 1:
         raise OptionError(f"occlusion needs at least one band and one segment (got {bands} x {segments})")
     if predictor.needs_calibration:
-        raise ModelError(f"Model {predictor.name} was trained with per-speaker normalisation: calibrate it with "
-                         "a few seconds of the speaker first, or explain a prediction of another model.")
+        raise ModelError(f"Model {predictor.name} was trained with per-speaker normalisation: calibrate it on "
+                         "the speaker first, or explain a prediction of another model.")
     y, sr = _at_rate(y, sr, predictor.pipeline.sample_rate)
     duration = len(y) / sr
     t0, t1 = explain_window(duration, start, window)
@@ -290,7 +290,8 @@ def permutation_importance(predictor: Predictor | Bundle, X: np.ndarray, y: Sequ
         if speakers is None:
             raise ModelError(f"Model {predictor.name} was trained with per-speaker normalisation: importance needs "
                              "each clip's speaker, to normalise it by that speaker's own statistics.")
-        X = normalize_by_speaker(X, np.asarray(speakers)[known], kind="clip")
+        X = normalize_by_speaker(X, np.asarray(speakers)[known], kind="clip",
+                                 prior_std=predictor.typical_speaker_std)
     if X.shape[1] != len(names):
         raise OptionError(f"{X.shape[1]} feature columns for the {len(names)} that {predictor.name} reads")
     if metric not in ("accuracy", "log_loss"):

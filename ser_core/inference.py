@@ -86,16 +86,33 @@ class Predictor:
         """A model trained with per-speaker normalisation needs the speaker's statistics first."""
         return bool(self.bundle.metadata.get("speaker_norm")) and self.speaker_stats is None
 
-    def calibrate(self, clips: Sequence[np.ndarray]) -> None:
-        """Per-speaker statistics from a few of the speaker's clips (mono, at the pipeline's rate),
-        as the training data was normalised by each speaker's own statistics."""
+    def calibrate(self, clips: Sequence[np.ndarray]) -> int:
+        """Per-speaker statistics from the speaker's speech (mono clips or windows at the pipeline's rate), as the
+        training data was normalised by each speaker's own statistics. Silent clips are skipped and each other is
+        peak-normalised, as training clips were, so the microphone's level does not matter. Returns clips used."""
+        from .audio import PEAK_LEVEL, is_silent
         from .features import extract, speaker_stats
 
-        if len(clips) < 2:
-            raise ModelError("Calibration needs at least two windows of the speaker's speech (a few seconds).")
-        X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in clips])
-        stats = speaker_stats(self._model_input(X, normalise=False), ["speaker"] * len(X), self._input_kind)
+        if not self.bundle.metadata.get("speaker_norm"):
+            raise ModelError(f"Model {self.name} classifies each clip as it is: it needs no calibration.")
+        voiced = [y * (PEAK_LEVEL / np.max(np.abs(y))) for y in clips if not is_silent(y)]
+        if len(voiced) < 2:
+            raise ModelError("Calibration needs at least two windows of the speaker's speech (a few seconds); "
+                             f"it got {len(voiced)}.")
+        X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in voiced])
+        stats = speaker_stats(self._model_input(X, normalise=False), ["speaker"] * len(X), self._input_kind,
+                              self.typical_speaker_std)
         self.speaker_stats = stats["speaker"]
+        return len(voiced)
+
+    def calibrate_files(self, sources: Sequence, *, window: float = config.WINDOW,
+                        hop: float = config.HOP) -> int:
+        """calibrate() on recordings of the speaker (paths, bytes or uploads), cut into windows as a long clip is
+        classified; bad audio raises a typed AudioError. Returns windows used."""
+        from .audio import iter_windows
+
+        sr = self.pipeline.sample_rate
+        return self.calibrate([y for source in sources for _, y in iter_windows(source, window, hop, sr)])
 
     def predict_samples(self, y: np.ndarray) -> Prediction:
         """Classify mono samples already at the pipeline's sample rate."""
@@ -159,6 +176,12 @@ class Predictor:
         return Timeline(results, self.labels)
 
     @property
+    def typical_speaker_std(self) -> np.ndarray | None:
+        """The training speakers' typical std, which steadies a calibration's (None in bundles saved before it)."""
+        std = self.bundle.metadata.get("normalisation", {}).get("typical_speaker_std")
+        return None if std is None else np.asarray(std, dtype=np.float32)
+
+    @property
     def _input_kind(self) -> str:
         # scikit-learn models read pooled (clip-level) features; Keras models the pipeline's own shape.
         return self.pipeline.kind if self.bundle.kind == "keras" else "clip"
@@ -171,8 +194,8 @@ class Predictor:
         if normalise and self.bundle.metadata.get("speaker_norm"):
             if self.speaker_stats is None:
                 raise ModelError(f"Model {self.name} was trained with per-speaker normalisation: calibrate it "
-                                 "with a few seconds of the speaker's neutral speech first (the Live page does), or "
-                                 "choose another model.")
+                                 "on 20-30 s of the speaker's speech first (the Live page does; on the command "
+                                 "line, predict --calibrate), or choose another model.")
             mean, std = self.speaker_stats
             X = (X - mean) / std
         return X

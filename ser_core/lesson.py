@@ -26,8 +26,9 @@ WHY_NORMALISATION_HELPS = (
     "Voices differ before emotions do: pitch, loudness and timbre vary more between people than between one "
     "person's moods. Per-speaker normalisation describes every clip relative to its own speaker's average "
     "(from that speaker's clips only, no labels), so the model compares a voice with itself. It stays "
-    "honest: test speakers are still never heard in training. In the live page, a short neutral calibration "
-    "gives the model the same reference for a new voice."
+    "honest: test speakers are still never heard in training. In the live page, calibration on the new voice "
+    "gives the model the same reference: the more, and the more varied, speech, the closer it comes to the "
+    "figure here, which takes each test speaker's average over all their clips."
 )
 
 

@@ -138,7 +138,7 @@ class LiveSession:
     # --- calibration ---------------------------------------------------------------------------------------
 
     def start_calibration(self) -> None:
-        """Collect the speaker's neutral speech from now until finish_calibration()."""
+        """Collect the speaker's speech from now until finish_calibration()."""
         with self._lock:
             self._calibrating = []
 
@@ -147,13 +147,9 @@ class LiveSession:
         with self._lock:
             audio = np.concatenate(self._calibrating) if self._calibrating else np.zeros(0, np.float32)
             self._calibrating = None
-        from .audio import is_silent
+        from .audio import windows_of
 
-        windows = [audio[i:i + self._size] for i in range(0, max(0, len(audio) - self._size) + 1, self._step)
-                   if len(audio[i:i + self._size]) >= config.MIN_DURATION * self.sr]
-        voiced = [w for w in windows if not is_silent(w)]
-        self.predictor.calibrate(voiced)
-        return len(voiced)
+        return self.predictor.calibrate([y for _, y in windows_of(audio, self.sr, self.window, self.hop)])
 
     # --- what the page shows and downloads -----------------------------------------------------------------
 
@@ -208,6 +204,7 @@ def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None
             start, samples, queued = item
             [result] = session.predictor.timeline([(start, samples)]).windows
             with session._new_result:
+                session.error = None  # a stream that failed (say, before calibration) works again
                 session._results.append(result)
                 session.last_ended_at, session.last_ready_at = queued, time.time()
                 session.latencies.append(session.last_ready_at - queued)

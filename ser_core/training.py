@@ -128,6 +128,7 @@ class TrainingRun:
     n_clips: int
     n_speakers: int
     label_counts: dict[str, int]
+    speaker_std: np.ndarray | None = None  # the typical within-speaker std, when speaker-normalised
 
 
 def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
@@ -156,8 +157,9 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     if not keras_model:
         X, augmented = pool(X, kind), {a: pool(A, kind) for a, A in augmented.items()}
         kind = "clip"
+    speaker_std = None
     if cfg.speaker_norm:
-        X, augmented = normalize_speakers(X, catalog, augmented, kind)
+        X, augmented, speaker_std = normalize_speakers(X, catalog, augmented, kind)
     y = catalog["label"].to_numpy()
     fit = _keras_fitter(cfg, labels, emit, stop) if keras_model else _sklearn_fitter(cfg)
     history: dict[str, list[dict]] = {}
@@ -193,7 +195,8 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     return TrainingRun(config=cfg, labels=labels, result=result, model=state["model"], history=history,
                        stopped=state["stopped"], corpora=sorted(catalog["corpus"].unique()),
                        n_clips=len(catalog), n_speakers=int(catalog["speaker"].nunique()),
-                       label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()})
+                       label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()},
+                       speaker_std=speaker_std)
 
 
 def _sklearn_fitter(cfg: TrainConfig):
@@ -297,9 +300,12 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
         "classifier": run.config.model,
         "speaker_norm": run.config.speaker_norm,
         # Input standardisation is part of the model (a Normalization layer, or the pipeline's StandardScaler),
-        # adapted on the training clips; per-speaker statistics come from calibration on the speaker's speech.
+        # adapted on the training clips; per-speaker statistics come from calibration on the speaker's speech,
+        # steadied by the training speakers' typical std.
         "normalisation": {"input": "inside the model, from the training clips",
-                          "speaker": "calibrate on the speaker first" if run.config.speaker_norm else "none"},
+                          "speaker": "calibrate on the speaker first" if run.config.speaker_norm else "none",
+                          **({"typical_speaker_std": run.speaker_std.tolist()} if run.speaker_std is not None
+                             else {})},
         "config": run.config.to_dict(),
         "stopped": run.stopped,
         "training": {"corpora": run.corpora, "n_clips": run.n_clips, "n_speakers": run.n_speakers,

@@ -120,3 +120,19 @@ def test_train_a_keras_model_from_a_config_then_classify_a_long_clip(data_dir, t
     [line] = json_lines(result.stdout)
     assert [(w["start"], w["end"]) for w in line["windows"]] == [(0.0, 3.0), (1.5, 4.5), (3.0, 6.0), (4.5, 7.5)]
     assert line["summary"]["label"] in metadata["labels"]
+
+
+def test_predict_calibrates_a_speaker_normalised_model_on_the_speakers_recordings(shared_corpora):
+    actor = sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))
+    calibration = [arg for path in actor[:12] for arg in ("--calibrate", path)]
+    result = ser("predict", *actor[40:44], "--model", "compare-ge2e-logreg", *calibration, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "calibrated compare-ge2e-logreg on" in result.stderr
+    lines = json_lines(result.stdout)
+    assert len(lines) == 4 and all(sum(line["probabilities"].values()) == pytest.approx(1.0) for line in lines)
+
+    uncalibrated = ser("predict", actor[40], "--model", "compare-ge2e-logreg")
+    assert uncalibrated.returncode == 2 and "--calibrate" in uncalibrated.stderr
+    assert len(uncalibrated.stderr.strip().splitlines()) == 1 and not uncalibrated.stdout
+    needless = ser("predict", actor[40], "--calibrate", actor[0], "--calibrate", actor[1])
+    assert needless.returncode == 2 and "needs no calibration" in needless.stderr

@@ -14,8 +14,8 @@ from ser_core import features
 from ser_core.audio import load_audio
 from ser_core.errors import OptionError
 from ser_core.features import (
-    PIPELINES, FeatureError, Pipeline, extract, extract_features, extract_file, feature_names,
-    get_pipeline, normalize_by_speaker, pool, speaker_stats,
+    PIPELINES, PRIOR_CLIPS, FeatureError, Pipeline, extract, extract_features, extract_file, feature_names,
+    get_pipeline, normalize_by_speaker, pool, speaker_stats, typical_speaker_std,
 )
 from tests.clips import voice, write_clip
 from tests.conftest import PROJECT_ROOT
@@ -411,6 +411,29 @@ def test_speaker_normalisation_standardises_each_speaker():
     np.testing.assert_allclose(normalize_by_speaker(copies, speakers, stats)[a, :5], expected, rtol=1e-4)
     with pytest.raises(ValueError, match="c"):
         normalize_by_speaker(X[:2], ["c", "c"], stats)
+
+
+def test_a_few_calibration_clips_cannot_blow_up_a_feature_they_leave_nearly_constant():
+    """Three clips of a new speaker that happen to agree on a feature: alone they would divide it by ~0."""
+    rng = np.random.default_rng(2)
+    training_speakers = np.repeat(["a", "b", "c"], 40)
+    X = rng.normal(size=(120, 4)) * [1.0, 2.0, 3.0, 4.0]
+    typical = typical_speaker_std(X, training_speakers, "clip")
+    np.testing.assert_allclose(typical, [1.0, 2.0, 3.0, 4.0], rtol=0.2)
+
+    few = rng.normal(size=(3, 4)) * [1.0, 2.0, 3.0, 4.0]
+    few[:, 3] = 7.0 + np.array([0.0, 1e-6, -1e-6])
+    mean, std = speaker_stats(few, ["new"] * 3, "clip", prior_std=typical)["new"]
+    k = PRIOR_CLIPS
+    np.testing.assert_allclose(std[3], np.sqrt(k / (3 + k)) * typical[3], rtol=1e-4)  # from the prior alone
+    np.testing.assert_allclose(std[:3], np.sqrt((3 * few[:, :3].var(axis=0) + k * typical[:3] ** 2) / (3 + k)),
+                               rtol=1e-4)
+    new_clip = np.array([[0.0, 0.0, 0.0, 9.0]])  # 2 units off on the feature that looked constant
+    assert abs(normalize_by_speaker(new_clip, ["new"], {"new": (mean, std)}, "clip")[0, 3]) < 2
+    assert abs(normalize_by_speaker(new_clip, ["new"], speaker_stats(few, ["new"] * 3, "clip"), "clip")[0, 3]) > 1e5
+    # Forty clips of a speaker outweigh the prior: their statistics stay close to their own.
+    own = speaker_stats(X, training_speakers, "clip", prior_std=typical)["a"][1]
+    np.testing.assert_allclose(own, X[training_speakers == "a"].std(axis=0), rtol=0.1)
 
 
 @pytest.mark.parametrize("kind, feature_axis", [("sequence", 2), ("image", 1)])

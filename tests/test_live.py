@@ -132,6 +132,31 @@ def test_an_uncalibrated_normalised_model_reports_instead_of_crashing(tmp_path):
         session.predictor.predict_samples(voice(duration=1.0))
 
 
+def test_calibrating_in_the_middle_of_a_stream_clears_its_error(tmp_path):
+    """The Live page's order: START, the model asks for calibration, the speaker calibrates, results come."""
+    root = tmp_path / "data"
+    write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
+    run = train(build_catalog(root), TrainConfig(model="svm", features="librosa180", folds=2, speaker_norm=True),
+                n_jobs=1)
+    session = LiveSession(Predictor.load(save_run(run, "norm", tmp_path / "models")), window=1.0, hop=0.5)
+    for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE, level=0.05)):
+        session.push_frame(frame)
+    deadline = time.time() + 30
+    while session.error is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert "calibrate" in session.error and not session.results
+    session.start_calibration()
+    for code in (1, 3, 4, 5):
+        f0, level = EMOTION_VOICE[code]
+        for frame in browser_frames(voice(duration=1.5, sr=BROWSER_RATE, f0=f0 * 1.14, level=level * 0.1, seed=code)):
+            session.push_frame(frame)
+    assert session.finish_calibration() >= 4
+    for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE, f0=EMOTION_VOICE[5][0] * 1.14, seed=9)):
+        session.push_frame(frame)
+    session.close()
+    assert session.error is None and session.results
+
+
 def test_a_forgotten_session_leaves_nothing_running(predictor):
     import gc
 

@@ -187,12 +187,14 @@ def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
     assert run.result.pooled["accuracy"] > 0.25  # chance is 12.5% over 8 emotions
 
 
-def test_compare_ge2e_logreg_learns_unseen_actors_and_round_trips_through_a_bundle(tmp_path, shared_corpora):
+def test_compare_ge2e_logreg_learns_unseen_actors_round_trips_and_calibrates_on_a_few_quiet_clips(tmp_path,
+                                                                                                  shared_corpora):
     """The most accurate recipe (ComParE functionals and the speaker encoder's states, per-speaker normalisation,
     logistic regression) on 8 actors, 4 folds by actor; then saved, loaded, calibrated on an actor's clips and
-    giving the fold model's answers."""
-    catalog = build_catalog(shared_corpora, ["ravdess"])
-    catalog = catalog[catalog.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
+    giving the fold model's answers; then calibrated on 10 clips of an actor it never heard, played 26 dB quieter,
+    as a Live session or `predict --calibrate` would, and classifying that actor's other clips."""
+    ravdess = build_catalog(shared_corpora, ["ravdess"])
+    catalog = ravdess[ravdess.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
     run = train(catalog, TrainConfig(model="logreg", features="compare_ge2e", folds=4, speaker_norm=True))
     assert run.result.protocol == "speaker" and run.result.pooled["accuracy"] > 0.4  # chance is 12.5%
     predictor = Predictor.load(save_run(run, "compare-ge2e", tmp_path))
@@ -200,9 +202,17 @@ def test_compare_ge2e_logreg_learns_unseen_actors_and_round_trips_through_a_bund
     clips = [load_audio(path, sr=16_000) for path in actor.path]
     predictor.calibrate(clips)
     X = normalize_by_speaker(np.stack([extract(y, 16_000, "compare_ge2e") for y in clips]), actor.speaker.to_numpy(),
-                             kind="clip")
+                             kind="clip", prior_std=run.speaker_std)
     expected = run.model.predict(X)
     assert [predictor.predict_samples(y).label for y in clips] == list(expected)
+
+    new_actor = ravdess[ravdess.speaker == "ravdess_12"].sample(frac=1.0, random_state=0)
+    clips = [load_audio(path, sr=16_000) for path in new_actor.path]
+    assert predictor.calibrate([y * 0.05 for y in clips[:10]]) == 10
+    correct = [predictor.predict_samples(y).label == label for y, label in zip(clips[10:], new_actor.label[10:])]
+    # Per-speaker statistics from 10 clips once blew up the features they left nearly constant (23% over RAVDESS),
+    # and a quiet calibration shifted every loudness feature.
+    assert np.mean(correct) > 0.45, np.mean(correct)
 
 
 def test_egemaps_and_the_live_page_still_work_after_tensorflow_is_loaded():

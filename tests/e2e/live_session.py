@@ -1,9 +1,10 @@
 """One live-microphone session in headless Chromium, run inside a loopback-only network namespace.
 
-    python tests/e2e/live_session.py OUT.json [--listen S] CLIP.wav [CLIP2.wav ...]
+    python tests/e2e/live_session.py OUT.json [--listen S] [--model NAME] [--calibrate S] CLIP.wav [CLIP2.wav ...]
 
-Starts the app, opens one browser context per clip (each clip is that browser's fake microphone), presses
-START in each, reads the live view (the "Now" emotion and the charts) off each page every 0.5 s for a while,
+Starts the app, opens one browser context per clip (each clip is that browser's fake microphone), chooses the
+model if one is named, presses START in each, calibrates for S seconds if asked (as a speaker would: after
+START, so the model first asks for it), reads the live view (the "Now" emotion and the charts) off each page every 0.5 s for a while,
 presses STOP, reads the summary, and writes what each page showed to OUT.json, with how long each window's result took to reach the page (from the moment
 the window's last audio reached the server to the result in the page's DOM, same clock), how much of that
 the server took to classify it, and the server's memory every 0.5 s.
@@ -16,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -57,7 +59,7 @@ def server_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def main(out: str, clips: list[str], listen: float = 12) -> None:
+def main(out: str, clips: list[str], listen: float = 12, model: str | None = None, calibrate: float = 0) -> None:
     from playwright.sync_api import sync_playwright
 
     port = free_port()
@@ -84,10 +86,23 @@ def main(out: str, clips: list[str], listen: float = 12) -> None:
                 page.set_default_timeout(120_000)
                 page.goto(f"{url}/Live")
                 page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").wait_for()
+                if model:
+                    page.locator('[data-testid="stSelectbox"]').first.click()
+                    page.get_by_role("option", name=f"{model} (shipped)").click()
+                    page.locator(f'[data-testid="stSelectbox"] input[value="{model} (shipped)"]').wait_for()
+                    page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").wait_for()
                 browsers.append(browser)
                 pages.append(page)
             for page in pages:
                 page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").click()
+            calibrated = [None] * len(pages)
+            if calibrate:
+                for page in pages:
+                    page.get_by_role("button", name=re.compile("^Start calibration")).click()
+                time.sleep(calibrate)
+                for i, page in enumerate(pages):
+                    page.get_by_role("button", name="Finish calibration").click()
+                    calibrated[i] = page.get_by_text(re.compile(r"^Calibrated on")).inner_text()
             views, rss_mb = [[] for _ in pages], []
             deadline = time.time() + listen + 20
             while time.time() < deadline and min(len(seen) for seen in views) < listen * 2:
@@ -109,7 +124,8 @@ def main(out: str, clips: list[str], listen: float = 12) -> None:
                 page.get_by_role("button", name="Timeline (CSV)").wait_for(timeout=30_000)
                 downloads = page.get_by_role("button", name="Recording (WAV)").count()
                 errors = page.locator('[data-testid="stException"]').count()
-                results.append({"now": [view["now"] for view in seen], "views": seen, "summary": mostly, "downloads": downloads,
+                results.append({"calibrated": calibrated[len(results)],
+                                "alerts": page.locator('[data-testid="stAlert"]').all_inner_texts(), "now": [view["now"] for view in seen], "views": seen, "summary": mostly, "downloads": downloads,
                                 "exceptions": errors, "server_rss_mb": rss_mb,
                                 "lags_ms": page.evaluate("window.__lags || []"),
                                 "classified_ms": page.evaluate("window.__classified || []")})
@@ -128,5 +144,7 @@ if __name__ == "__main__":
     parser.add_argument("out")
     parser.add_argument("clips", nargs="+")
     parser.add_argument("--listen", type=float, default=12, help="seconds to read the page before STOP")
+    parser.add_argument("--model", help="a shipped model to choose first (default: the default model)")
+    parser.add_argument("--calibrate", type=float, default=0, help="seconds of calibration after START")
     args = parser.parse_args()
-    main(args.out, args.clips, args.listen)
+    main(args.out, args.clips, args.listen, args.model, args.calibrate)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,10 +65,10 @@ def clips(shared_corpora, tmp_path_factory):
     return chosen
 
 
-def run_live(tmp_path, wavs: list[str]) -> list[dict]:
+def run_live(tmp_path, wavs: list[str], *options: str) -> list[dict]:
     out = tmp_path / "live.json"
     script = (f"ip link set lo up && ip addr add 127.0.0.2/8 dev lo && "
-              f"exec {sys.executable} tests/e2e/live_session.py {out} {' '.join(wavs)}")
+              f"exec {sys.executable} tests/e2e/live_session.py {out} {' '.join(options)} {' '.join(wavs)}")
     result = subprocess.run(["unshare", "-n", "sh", "-c", script], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -96,3 +97,14 @@ def test_two_browsers_at_once_get_their_own_results(clips, tmp_path):
     assert not sad["summary"].startswith("Mostly angry"), sad
     assert Counter(sad["now"])["sad"] > Counter(angry["now"])["sad"], (angry["now"], sad["now"])
     assert Counter(angry["now"])["angry"] > Counter(sad["now"])["angry"], (angry["now"], sad["now"])
+
+
+def test_live_calibration_after_start_lets_a_speaker_normalised_model_classify(clips, tmp_path):
+    """A speaker presses START with compare-ge2e-logreg, which asks for calibration; they calibrate for 8 s while
+    the stream runs, and results come: the request to calibrate does not stay on the page."""
+    [page] = run_live(tmp_path, [clips["sad"]], "--model", "compare-ge2e-logreg", "--calibrate", "8")
+    assert page["exceptions"] == 0
+    assert int(re.match(r"Calibrated on (\d+) windows", page["calibrated"]).group(1)) >= 5, page["calibrated"]
+    assert len([label for label in page["now"] if label != "silence"]) > 5, page
+    assert not any("calibrate it" in alert for alert in page["alerts"]), page["alerts"]
+    assert page["summary"].startswith("Mostly"), page

@@ -1,0 +1,84 @@
+"""How a speaker-normalised recipe does on actors it never heard, by how much of their speech calibrates it.
+
+    .venv/bin/python bench/bench_calibration.py [--features compare_ge2e] [--classifier logreg]
+                                                [--data-dir ../shared/corpora] [--repeats 3]
+
+RAVDESS, 5 folds by actor (the speaker protocol): each fold's model is trained on the other actors, as
+`evaluate --speaker-norm` trains it. Each test actor is then calibrated the way the Live page and
+`predict --calibrate` do (Predictor.calibrate), on N of their clips played 26 dB quieter than the corpus (a
+quiet microphone), and classified on their other clips. "all clips" is the evaluate protocol's own figure:
+the actor's statistics from all 60 of their clips, which are then all classified.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from ser_core import config  # noqa: E402
+from ser_core.audio import load_audio  # noqa: E402
+from ser_core.bundles import Bundle  # noqa: E402
+from ser_core.classifiers import fit_classifier  # noqa: E402
+from ser_core.corpora import build_catalog  # noqa: E402
+from ser_core.evaluation import make_splits, normalize_speakers  # noqa: E402
+from ser_core.features import extract_features, get_pipeline  # noqa: E402
+from ser_core.inference import Predictor  # noqa: E402
+
+QUIET = 0.05  # -26 dB
+CALIBRATIONS = ("2 clips", "4 clips", "10 clips", "20 clips", "neutral and calm clips (12)", "all clips")
+
+
+def calibration_rows(kind: str, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if kind.startswith("neutral"):
+        return np.flatnonzero(np.isin(labels, ("neutral", "calm")))
+    if kind == "all clips":
+        return np.arange(len(labels))
+    return rng.choice(len(labels), int(kind.split()[0]), replace=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", default="compare_ge2e")
+    parser.add_argument("--classifier", default="logreg")
+    parser.add_argument("--data-dir", default=str(config.PROJECT_ROOT.parent / "shared" / "corpora"))
+    parser.add_argument("--repeats", type=int, default=3, help="random draws of the calibration clips per actor")
+    args = parser.parse_args()
+
+    catalog = build_catalog(args.data_dir, ["ravdess"])
+    pipeline = get_pipeline(args.features)
+    X = extract_features(catalog, pipeline)
+    y = catalog["label"].to_numpy()
+    rng = np.random.default_rng(config.DEFAULT_SEED)
+    correct: dict[str, list[float]] = {kind: [] for kind in CALIBRATIONS}
+    for split in make_splits(catalog, "speaker"):
+        train = catalog.iloc[split.train]
+        X_train, _, typical_std = normalize_speakers(X[split.train], train, {})
+        model = fit_classifier(args.classifier, X_train, y[split.train])
+        metadata = {"name": f"{args.features}-{args.classifier}", "kind": "sklearn", "labels": list(model.classes_),
+                    "features": pipeline.to_dict(), "speaker_norm": True,
+                    "normalisation": {"typical_speaker_std": typical_std.tolist()}}
+        predictor = Predictor(Bundle(Path("."), metadata, model))
+        for speaker in catalog["speaker"].iloc[split.test].unique():
+            rows = np.flatnonzero(catalog["speaker"].to_numpy() == speaker)
+            clips = [load_audio(path, sr=pipeline.sample_rate) * QUIET for path in catalog["path"].iloc[rows]]
+            for kind in CALIBRATIONS:
+                for _ in range(1 if kind.startswith(("neutral", "all")) else args.repeats):
+                    used = calibration_rows(kind, y[rows], rng)
+                    predictor.calibrate([clips[i] for i in used])
+                    scored = rows if kind == "all clips" else np.delete(rows, used)
+                    mean, std = predictor.speaker_stats
+                    predicted = model.predict((X[scored] - mean) / std)
+                    correct[kind].append(float(np.mean(predicted == y[scored])))
+        print(f"{split.name} done", file=sys.stderr)
+    print(f"{args.features} + {args.classifier}, RAVDESS, 5 folds by actor, calibrated on the test actor's clips "
+          f"at -26 dB, scored on their other clips (chance 12.5%)")
+    for kind in CALIBRATIONS:
+        print(f"  {kind:28s} {np.mean(correct[kind]):6.1%}")
+
+
+if __name__ == "__main__":
+    main()
