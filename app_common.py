@@ -52,6 +52,23 @@ def predictor(model: str | None):
     return Predictor.load(model)
 
 
+def calibrated_predictor(model: str, recordings: list):
+    """This browser session's copy of a speaker-normalised model, calibrated on uploads of the speaker; the shared,
+    cached model is never calibrated, so one user's voice never reaches another's session. Raises SerError."""
+    from copy import copy
+    from hashlib import sha1
+
+    key = (model, tuple(sha1(recording.getvalue()).hexdigest() for recording in recordings))
+    store = st.session_state.setdefault("calibrated_predictor", {})
+    if key not in store:
+        calibrated = copy(predictor(model))
+        with st.spinner("Calibrating on the speaker's recordings…"):
+            calibrated.calibrate_files(recordings)
+        store.clear()
+        store[key] = calibrated
+    return store[key]
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def clip_samples(path: str):
     from ser_core.audio import load_audio

@@ -1,7 +1,7 @@
 """How a speaker-normalised recipe does on actors it never heard, by how much of their speech calibrates it.
 
     .venv/bin/python bench/bench_calibration.py [--features compare_ge2e] [--classifier logreg]
-                                                [--data-dir ../shared/corpora] [--repeats 3]
+                                                [--data-dir ../shared/corpora] [--repeats 2]
 
 RAVDESS, 5 folds by actor (the speaker protocol): each fold's model is trained on the other actors, as
 `evaluate --speaker-norm` trains it. Each test actor is then calibrated the way the Live page and
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--features", default="compare_ge2e")
     parser.add_argument("--classifier", default="logreg")
     parser.add_argument("--data-dir", default=str(config.PROJECT_ROOT.parent / "shared" / "corpora"))
-    parser.add_argument("--repeats", type=int, default=3, help="random draws of the calibration clips per actor")
+    parser.add_argument("--repeats", type=int, default=2, help="random draws of the calibration clips per actor")
     args = parser.parse_args()
 
     catalog = build_catalog(args.data_dir, ["ravdess"])

@@ -7,7 +7,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from app_common import audio_uploader, catalog, model_picker, page_config, predictor, show_prediction
+from app_common import (audio_uploader, calibrated_predictor, catalog, model_picker, page_config, predictor,
+                        show_prediction)
 from ser_core import config, explain, plots
 from ser_core.errors import SerError
 
@@ -142,12 +143,27 @@ page_config("Classify")
 st.title("Classify a clip")
 
 model_path = model_picker()
+try:
+    model = predictor(model_path) if model_path is not None else None
+except SerError as error:
+    st.error(str(error))
+    st.stop()
+recordings = []
+if model is not None and model.needs_calibration:
+    recordings = st.file_uploader("Recordings of the same speaker, to calibrate on", accept_multiple_files=True,
+                                  type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS], key="calibration")
+    st.caption("This model hears how a voice departs from its usual self: give it 20-30 s or more of this "
+               "speaker's speech, in several moods if you can (the clip to classify may be one of them).")
 upload = audio_uploader()
-if upload is not None and model_path is not None:
+if upload is not None and model is not None and model.needs_calibration and not recordings:
+    st.info("Upload some recordings of this speaker above first: this model classifies only a voice it has been "
+            "calibrated on.")
+elif upload is not None and model is not None:
     from ser_core.audio import load_audio, windows_of
 
     try:
-        model = predictor(model_path)
+        if recordings:
+            model = calibrated_predictor(model_path, recordings)
         sr = model.pipeline.sample_rate
         y = load_audio(upload, sr=sr, name=upload.name)
         prediction = model.predict_samples(y)

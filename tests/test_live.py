@@ -98,18 +98,30 @@ def test_a_slow_model_drops_stale_windows_instead_of_queueing(predictor, monkeyp
     assert session._pending.qsize() == 0
 
 
-def test_calibration_enables_a_speaker_normalised_model(tmp_path):
+def normalised_predictor(tmp_path) -> Predictor:
+    """A speaker-normalised model, trained on four generated actors."""
     root = tmp_path / "data"
     write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
     run = train(build_catalog(root), TrainConfig(model="svm", features="librosa180", folds=2, speaker_norm=True),
                 n_jobs=1)
-    predictor = Predictor.load(save_run(run, "norm", tmp_path / "models"))
+    return Predictor.load(save_run(run, "norm", tmp_path / "models"))
+
+
+def speak_in_four_voices(session: LiveSession, level: float = 1.0) -> None:
+    """A new speaker, pitched above the training actors, says something in each of their voices (`level` scales
+    the microphone)."""
+    for code in (1, 3, 4, 5):
+        f0, loudness = EMOTION_VOICE[code]
+        clip = voice(duration=1.5, sr=BROWSER_RATE, f0=f0 * 1.14, level=loudness * level, seed=code)
+        for frame in browser_frames(clip):
+            session.push_frame(frame)
+
+
+def test_calibration_enables_a_speaker_normalised_model(tmp_path):
+    predictor = normalised_predictor(tmp_path)
     session = LiveSession(predictor, window=1.0, hop=0.5, max_pending=100)
     session.start_calibration()
-    for code in (1, 3, 4, 5):  # the new speaker says something in each of their voices
-        f0, level = EMOTION_VOICE[code]
-        for frame in browser_frames(voice(duration=1.5, sr=BROWSER_RATE, f0=f0 * 1.14, level=level, seed=code)):
-            session.push_frame(frame)
+    speak_in_four_voices(session)
     assert session.finish_calibration() >= 4
     assert not predictor.needs_calibration and not session.results  # calibration speech is not classified
     for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE, f0=EMOTION_VOICE[5][0] * 1.14, seed=9)):
@@ -118,38 +130,20 @@ def test_calibration_enables_a_speaker_normalised_model(tmp_path):
     assert session.error is None and session.results
 
 
-def test_an_uncalibrated_normalised_model_reports_instead_of_crashing(tmp_path):
-    root = tmp_path / "data"
-    write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
-    run = train(build_catalog(root), TrainConfig(model="svm", features="librosa180", folds=2, speaker_norm=True),
-                n_jobs=1)
-    session = LiveSession(Predictor.load(save_run(run, "norm", tmp_path / "models")), window=1.0, hop=1.0)
+def test_an_uncalibrated_model_reports_instead_of_crashing_until_calibrated_mid_stream(tmp_path):
+    """The Live page's order: START, the model asks for calibration, the speaker calibrates (on a quiet
+    microphone), results come and the request goes."""
+    session = LiveSession(normalised_predictor(tmp_path), window=1.0, hop=0.5)
     for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE)):
-        session.push_frame(frame)
-    session.close()
-    assert "calibrate" in session.error and not session.results
-    with pytest.raises(ModelError):
-        session.predictor.predict_samples(voice(duration=1.0))
-
-
-def test_calibrating_in_the_middle_of_a_stream_clears_its_error(tmp_path):
-    """The Live page's order: START, the model asks for calibration, the speaker calibrates, results come."""
-    root = tmp_path / "data"
-    write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
-    run = train(build_catalog(root), TrainConfig(model="svm", features="librosa180", folds=2, speaker_norm=True),
-                n_jobs=1)
-    session = LiveSession(Predictor.load(save_run(run, "norm", tmp_path / "models")), window=1.0, hop=0.5)
-    for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE, level=0.05)):
         session.push_frame(frame)
     deadline = time.time() + 30
     while session.error is None and time.time() < deadline:
         time.sleep(0.05)
     assert "calibrate" in session.error and not session.results
+    with pytest.raises(ModelError):
+        session.predictor.predict_samples(voice(duration=1.0))
     session.start_calibration()
-    for code in (1, 3, 4, 5):
-        f0, level = EMOTION_VOICE[code]
-        for frame in browser_frames(voice(duration=1.5, sr=BROWSER_RATE, f0=f0 * 1.14, level=level * 0.1, seed=code)):
-            session.push_frame(frame)
+    speak_in_four_voices(session, level=0.1)
     assert session.finish_calibration() >= 4
     for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE, f0=EMOTION_VOICE[5][0] * 1.14, seed=9)):
         session.push_frame(frame)

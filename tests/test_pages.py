@@ -115,6 +115,31 @@ def test_classify_bad_uploads_get_a_clear_message(monkeypatch, data_root, payloa
     assert message in at.error[0].value.lower()
 
 
+def test_classify_calibrates_a_speaker_normalised_model_on_uploads_of_the_speaker(monkeypatch, data_root,
+                                                                                   shared_corpora):
+    at = page("3_Classify.py", monkeypatch, data_root)
+    names = at.selectbox[0].options
+    at.selectbox[0].select_index(next(i for i, name in enumerate(names) if name.startswith("compare-ge2e-logreg")))
+    at.run()
+    calibration, clip = at.file_uploader
+    actor = sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))
+    clip.upload(actor[0].name, actor[0].read_bytes(), "audio/flac").run()
+    assert not at.exception and not at.metric
+    assert "recordings of this speaker" in at.info[0].value
+
+    at.file_uploader[0].set_value([("notes.wav", b"not audio", "audio/wav")]).run()
+    assert not at.exception and "not an audio recording" in at.error[0].value
+
+    at.file_uploader[0].set_value([(path.name, path.read_bytes(), "audio/flac") for path in actor[::6]]).run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value in {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+    # Calibration belongs to this browser session: another one, sharing the loaded model, is asked for its own.
+    other = page("3_Classify.py", monkeypatch, data_root)
+    other.selectbox[0].select_index(at.selectbox[0].index).run()
+    other.file_uploader[1].upload(actor[0].name, actor[0].read_bytes(), "audio/flac").run()
+    assert not other.metric and "recordings of this speaker" in other.info[0].value
+
+
 def wait_for_job(at: AppTest, timeout: float = 240) -> None:
     job = at.session_state["job"]
     assert job.wait(timeout), "training did not finish"

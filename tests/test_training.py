@@ -179,6 +179,19 @@ def test_speaker_normalised_model_needs_calibration(tmp_path, catalog):
     assert predictor.predict_samples(clips[3]).label == "angry"
 
 
+def test_a_keras_model_keeps_its_frame_level_speaker_statistics_through_a_bundle(tmp_path, catalog):
+    """Frame models normalise each feature over a speaker's clips and frames: the typical spread that steadies a
+    calibration has that shape too, and survives metadata.json."""
+    run = train(catalog, TrainConfig(model="cnn1d_deep", speaker_norm=True, **QUICK), n_jobs=1)
+    predictor = Predictor.load(save_run(run, "norm-cnn", tmp_path))
+    assert run.speaker_std.shape == (1, run.speaker_std.size)
+    np.testing.assert_allclose(predictor.typical_speaker_std, run.speaker_std, rtol=1e-6)
+    clips = [voice(duration=1.0, f0=EMOTION_VOICE[code][0] * 1.14, seed=code) for code in (1, 3, 4, 5)]
+    assert predictor.calibrate(clips) == 4
+    assert predictor.speaker_stats[1].shape == run.speaker_std.shape
+    assert sum(predictor.predict_samples(clips[0]).probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+
+
 def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
     catalog = build_catalog(shared_corpora, ["ravdess"])
     catalog = catalog[catalog.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]

@@ -97,12 +97,18 @@ def main(out: str, clips: list[str], listen: float = 12, model: str | None = Non
                 page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").click()
             calibrated = [None] * len(pages)
             if calibrate:
-                for page in pages:
+                for page in pages:  # the stream flows once the model, given a window, asks for calibration
+                    page.get_by_text(re.compile("calibrate it on")).wait_for()
                     page.get_by_role("button", name=re.compile("^Start calibration")).click()
                 time.sleep(calibrate)
                 for i, page in enumerate(pages):
                     page.get_by_role("button", name="Finish calibration").click()
-                    calibrated[i] = page.get_by_text(re.compile(r"^Calibrated on")).inner_text()
+                    outcome = page.get_by_text(re.compile(r"^(Calibrated on|Calibration needs)"))
+                    try:
+                        calibrated[i] = outcome.inner_text(timeout=60_000)
+                    except Exception as error:
+                        shown = page.locator('[data-testid="stAlert"], [data-testid="stException"]').all_inner_texts()
+                        raise RuntimeError(f"no calibration outcome on the page, which shows: {shown}") from error
             views, rss_mb = [[] for _ in pages], []
             deadline = time.time() + listen + 20
             while time.time() < deadline and min(len(seen) for seen in views) < listen * 2:

@@ -104,7 +104,8 @@ def test_live_calibration_after_start_lets_a_speaker_normalised_model_classify(c
     the stream runs, and results come: the request to calibrate does not stay on the page."""
     [page] = run_live(tmp_path, [clips["sad"]], "--model", "compare-ge2e-logreg", "--calibrate", "8")
     assert page["exceptions"] == 0
-    assert int(re.match(r"Calibrated on (\d+) windows", page["calibrated"]).group(1)) >= 5, page["calibrated"]
+    calibrated = re.match(r"Calibrated on (\d+) windows", page["calibrated"])
+    assert calibrated and int(calibrated.group(1)) >= 5, page["calibrated"]
     assert len([label for label in page["now"] if label != "silence"]) > 5, page
     assert not any("calibrate it" in alert for alert in page["alerts"]), page["alerts"]
     assert page["summary"].startswith("Mostly"), page
