@@ -4,20 +4,21 @@
 
 Starts the app, opens one browser context per clip (each clip is that browser's fake microphone), chooses the
 model if one is named, presses START in each, calibrates for S seconds if asked (as a speaker would: after
-START, so the model first asks for it), reads the live view (the "Now" emotion and the charts) off each page every 0.5 s for a while,
-presses STOP, reads the summary, and writes what each page showed to OUT.json, with how long each window's result took to reach the page (from the moment
-the window's last audio reached the server to the result in the page's DOM, same clock), how much of that
-the server took to classify it, and the server's memory every 0.5 s.
+START, so the model first asks for it), reads the live view (the "Now" emotion and the charts) off each page
+every 0.5 s for a while, presses STOP, reads the summary, and writes what each page showed to OUT.json, with
+how long each window's result took to reach the page (from the moment the window's last audio reached the
+server to the result in the page's DOM, same clock), how much of that the server took to classify it, and the
+server's memory every 0.5 s.
 See ../shared/notes/browser-and-webrtc-testing.md for why it runs this way.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import re
 import tempfile
 import time
 from pathlib import Path
