@@ -90,10 +90,11 @@ def model_picker(label: str = "Model", key: str | None = None) -> str | None:
     return choice["path"]
 
 
-def audio_uploader(key: str | None = None):
+def audio_uploader(label: str = "A recording of one person speaking", key: str | None = None, *,
+                   multiple: bool = False):
     """The one upload box; it states the formats SER Studio reads and the size limit under the button itself."""
-    return st.file_uploader("A recording of one person speaking",
-                            type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS], key=key)
+    return st.file_uploader(label, type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS], key=key,
+                            accept_multiple_files=multiple)
 
 
 def show_prediction(prediction, container=st) -> None:

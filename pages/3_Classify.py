@@ -150,8 +150,7 @@ except SerError as error:
     st.stop()
 recordings = []
 if model is not None and model.needs_calibration:
-    recordings = st.file_uploader("Recordings of the same speaker, to calibrate on", accept_multiple_files=True,
-                                  type=[ext.lstrip(".") for ext in config.AUDIO_EXTENSIONS], key="calibration")
+    recordings = audio_uploader("Recordings of the same speaker, to calibrate on", "calibration", multiple=True)
     st.caption("This model hears how a voice departs from its usual self: give it 20-30 s or more of this "
                "speaker's speech, in several moods if you can (the clip to classify may be one of them).")
 upload = audio_uploader()

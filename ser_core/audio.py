@@ -112,7 +112,7 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, normalize: bool = 
         raise TooShortError(f"{inp.name}: this clip is {len(y) / sr:.2f} s long{after}; at least "
                             f"{min_duration:g} s is needed. Choose a longer recording.")
     if normalize:
-        y = y * (PEAK_LEVEL / np.max(np.abs(y)))
+        y = peak_normalize(y)
     return y.astype(np.float32, copy=False)
 
 
@@ -312,11 +312,15 @@ def _resampled(blocks: Iterator[np.ndarray], in_rate: int, out_rate: int) -> Ite
     yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
+def peak_normalize(y: np.ndarray) -> np.ndarray:
+    """Samples with their peak scaled to PEAK_LEVEL, as every clip and window is before its features (keeps the
+    dtype). Not for silence, whose noise floor would be blown up: check is_silent first."""
+    return y * (PEAK_LEVEL / np.max(np.abs(y)))
+
+
 def _scaled(y: np.ndarray, normalize: bool) -> np.ndarray:
-    """A window peak-normalised when asked, unless silent (its noise floor would be blown up)."""
-    if normalize and not is_silent(y):
-        return y * np.float32(PEAK_LEVEL / np.max(np.abs(y)))
-    return y
+    """A window peak-normalised when asked, unless silent."""
+    return peak_normalize(y) if normalize and not is_silent(y) else y
 
 
 def _looks_like_audio(head: bytes) -> bool:

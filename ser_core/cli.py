@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import config
-from .errors import ModelError, OptionError, SerError
+from .errors import OptionError, SerError
 
 EXIT_BAD_INPUT = 2
 
@@ -219,9 +219,7 @@ def cmd_predict(args) -> int:
     if args.calibrate:
         used = predictor.calibrate_files(_audio_paths(args.calibrate), window=args.window, hop=args.hop)
         print(f"calibrated {predictor.name} on {used} windows of the speaker's speech", file=sys.stderr)
-    elif predictor.needs_calibration:
-        raise ModelError(f"Model {predictor.name} was trained with per-speaker normalisation: give it the "
-                         "speaker's recordings with --calibrate PATH (10 s or more, in several moods if you can).")
+    predictor.check_calibrated()  # once, not once per file
     failures = 0
     for path in _audio_paths(args.paths):
         try:

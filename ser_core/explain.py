@@ -131,7 +131,7 @@ def occlusion(predictor: Predictor, y: np.ndarray, sr: int, *, bands: int = DEFA
     than the predicted one. Clips longer than `window` s are explained one window at a time (see
     explain_window). A silent window raises SilentAudioError; a model that needs calibration, ModelError.
     """
-    from .audio import PEAK_LEVEL, _silent, is_silent
+    from .audio import _silent, is_silent, peak_normalize
 
     if bands < 1 or segments < 1:
         raise OptionError(f"occlusion needs at least one band and one segment (got {bands} x {segments})")
@@ -144,7 +144,7 @@ def occlusion(predictor: Predictor, y: np.ndarray, sr: int, *, bands: int = DEFA
     x = np.asarray(y[int(round(t0 * sr)):int(round(t1 * sr))], dtype=np.float64)
     if is_silent(x):
         raise _silent(name if t0 == 0 and t1 >= duration else f"{name} ({t0:.1f}-{t1:.1f} s)", x.astype(np.float32))
-    x *= PEAK_LEVEL / np.max(np.abs(x))
+    x = peak_normalize(x)
 
     stft = _Stft(x)
     band_edges = _mel_edges(bands, sr)
@@ -157,7 +157,7 @@ def occlusion(predictor: Predictor, y: np.ndarray, sr: int, *, bands: int = DEFA
     for b in range(bands):
         for s in range(segments):
             occluded = x - stft.inverse(np.flatnonzero(segment_of_frame == s), band_of_bin == b)
-            copies.append(occluded * (PEAK_LEVEL / np.max(np.abs(occluded))) if not is_silent(occluded) else None)
+            copies.append(peak_normalize(occluded) if not is_silent(occluded) else None)
     labels = predictor.labels
     voiced = [c.astype(np.float32) for c in copies if c is not None]
     probs = iter(predictor.predict_proba_samples(voiced))

@@ -82,7 +82,7 @@ _RECIPES: dict[str, tuple[int, str, dict[str, Any]]] = {
     # to `dbfs`: its embedding, each layer's last hidden and cell state, and the mean and std over frames of the
     # top layer's outputs (2304).
     # How a voice differs from its usual self says much about emotion: with per-speaker normalisation and logreg,
-    # 73.8% on RAVDESS by actor alone, 78.5% with ComParE (compare_ge2e), where ComParE alone gives 70.8%.
+    # 73.8% on RAVDESS by actor alone, 78.4% with ComParE (compare_ge2e), where ComParE alone gives 70.8%.
     # About 30 ms for a 3 s window on one core.
     "ge2e": (1, "clip", {"trim_db": config.TRIM_TOP_DB, "dbfs": -30.0}),
     # ComParE's 6373 functionals, then ge2e's 2304 values.

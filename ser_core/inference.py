@@ -86,16 +86,23 @@ class Predictor:
         """A model trained with per-speaker normalisation needs the speaker's statistics first."""
         return bool(self.bundle.metadata.get("speaker_norm")) and self.speaker_stats is None
 
+    def check_calibrated(self) -> None:
+        """Raise ModelError, saying how to calibrate, while the model still needs the speaker's statistics."""
+        if self.needs_calibration:
+            raise ModelError(f"Model {self.name} was trained with per-speaker normalisation: calibrate it on 20-30 s "
+                             "of the speaker's speech first (the Live page does; on the command line, predict "
+                             "--calibrate), or choose another model.")
+
     def calibrate(self, clips: Sequence[np.ndarray]) -> int:
         """Per-speaker statistics from the speaker's speech (mono clips or windows at the pipeline's rate), as the
         training data was normalised by each speaker's own statistics. Silent clips are skipped and each other is
         peak-normalised, as training clips were, so the microphone's level does not matter. Returns clips used."""
-        from .audio import PEAK_LEVEL, is_silent
+        from .audio import is_silent, peak_normalize
         from .features import extract, speaker_stats
 
         if not self.bundle.metadata.get("speaker_norm"):
             raise ModelError(f"Model {self.name} classifies each clip as it is: it needs no calibration.")
-        voiced = [y * (PEAK_LEVEL / np.max(np.abs(y))) for y in clips if not is_silent(y)]
+        voiced = [peak_normalize(y) for y in clips if not is_silent(y)]
         if len(voiced) < 2:
             raise ModelError("Calibration needs at least two windows of the speaker's speech (a few seconds); "
                              f"it got {len(voiced)}.")
@@ -162,7 +169,7 @@ class Predictor:
 
         Each voiced window is peak-normalised, as load_audio normalises a whole clip.
         """
-        from .audio import PEAK_LEVEL, is_silent
+        from .audio import is_silent, peak_normalize
 
         sr = self.pipeline.sample_rate
         results = []
@@ -171,7 +178,7 @@ class Predictor:
             if is_silent(y):
                 results.append(WindowPrediction(start, end, SILENCE, {}))
             else:
-                prediction = self.predict_samples(y * (PEAK_LEVEL / np.max(np.abs(y))))
+                prediction = self.predict_samples(peak_normalize(y))
                 results.append(WindowPrediction(start, end, prediction.label, prediction.probabilities))
         return Timeline(results, self.labels)
 
@@ -192,10 +199,7 @@ class Predictor:
         if self.bundle.kind != "keras":
             X = pool(X, self.pipeline.kind)
         if normalise and self.bundle.metadata.get("speaker_norm"):
-            if self.speaker_stats is None:
-                raise ModelError(f"Model {self.name} was trained with per-speaker normalisation: calibrate it "
-                                 "on 20-30 s of the speaker's speech first (the Live page does; on the command "
-                                 "line, predict --calibrate), or choose another model.")
+            self.check_calibrated()
             mean, std = self.speaker_stats
             X = (X - mean) / std
         return X
