@@ -53,8 +53,9 @@ def predictor(model: str | None):
 
 
 def calibrated_predictor(model: str, recordings: list):
-    """This browser session's copy of a speaker-normalised model, calibrated on uploads of the speaker; the shared,
-    cached model is never calibrated, so one user's voice never reaches another's session. Raises SerError."""
+    """This browser session's copy of a speaker-normalised model, calibrated on uploads of the speaker, and the
+    Calibration (windows used, recordings skipped); the shared, cached model is never calibrated, so one user's
+    voice never reaches another's session. Raises SerError."""
     from copy import copy
     from hashlib import sha1
 
@@ -63,9 +64,9 @@ def calibrated_predictor(model: str, recordings: list):
     if key not in store:
         calibrated = copy(predictor(model))
         with st.spinner("Calibrating on the speaker's recordings…"):
-            calibrated.calibrate_files(recordings)
+            calibration = calibrated.calibrate_files(recordings)
         store.clear()
-        store[key] = calibrated
+        store[key] = calibrated, calibration
     return store[key]
 
 

@@ -162,7 +162,11 @@ elif upload is not None and model is not None:
 
     try:
         if recordings:
-            model = calibrated_predictor(model_path, recordings)
+            model, calibration = calibrated_predictor(model_path, recordings)
+            for message in calibration.skipped:
+                st.warning(f"Calibration skipped {message}")
+            st.caption(f"Calibrated on {calibration.windows} windows of this speaker's speech, from "
+                       f"{len(recordings) - len(calibration.skipped)} recordings.")
         sr = model.pipeline.sample_rate
         y = load_audio(upload, sr=sr, name=upload.name)
         prediction = model.predict_samples(y)

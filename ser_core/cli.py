@@ -217,8 +217,11 @@ def cmd_predict(args) -> int:
 
     predictor = Predictor.load(args.model)
     if args.calibrate:
-        used = predictor.calibrate_files(_audio_paths(args.calibrate), window=args.window, hop=args.hop)
-        print(f"calibrated {predictor.name} on {used} windows of the speaker's speech", file=sys.stderr)
+        calibration = predictor.calibrate_files(_audio_paths(args.calibrate), window=args.window, hop=args.hop)
+        for message in calibration.skipped:
+            print(f"warning: calibration skipped {message}", file=sys.stderr)
+        print(f"calibrated {predictor.name} on {calibration.windows} windows of the speaker's speech",
+              file=sys.stderr)
     predictor.check_calibrated()  # once, not once per file
     failures = 0
     for path in _audio_paths(args.paths):

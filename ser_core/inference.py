@@ -13,9 +13,17 @@ import numpy as np
 
 from . import config
 from .bundles import Bundle, load_bundle
-from .errors import ModelError
+from .errors import AudioError, ModelError
 
 SILENCE = "silence"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What calibrate_files used: windows of speech, and why each recording it could not read was skipped."""
+
+    windows: int
+    skipped: list[str]
 
 
 @dataclass(frozen=True)
@@ -113,13 +121,25 @@ class Predictor:
         return len(voiced)
 
     def calibrate_files(self, sources: Sequence, *, window: float = config.WINDOW,
-                        hop: float = config.HOP) -> int:
+                        hop: float = config.HOP) -> Calibration:
         """calibrate() on recordings of the speaker (paths, bytes or uploads), cut into windows as a long clip is
-        classified; bad audio raises a typed AudioError. Returns windows used."""
+        classified. A recording that cannot be read (not audio, damaged, too short) is skipped, and its message
+        kept, so that one bad file among several loses nothing; ModelError, with those messages, when too little
+        speech is left."""
         from .audio import iter_windows
 
         sr = self.pipeline.sample_rate
-        return self.calibrate([y for source in sources for _, y in iter_windows(source, window, hop, sr)])
+        windows, skipped = [], []
+        for source in sources:
+            try:
+                windows += [y for _, y in iter_windows(source, window, hop, sr)]
+            except AudioError as error:
+                skipped.append(str(error))
+        try:
+            used = self.calibrate(windows)
+        except ModelError as error:
+            raise ModelError(" ".join([str(error), *skipped])) from None
+        return Calibration(used, skipped)
 
     def predict_samples(self, y: np.ndarray) -> Prediction:
         """Classify mono samples already at the pipeline's sample rate."""

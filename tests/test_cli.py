@@ -122,12 +122,15 @@ def test_train_a_keras_model_from_a_config_then_classify_a_long_clip(data_dir, t
     assert line["summary"]["label"] in metadata["labels"]
 
 
-def test_predict_calibrates_a_speaker_normalised_model_on_the_speakers_recordings(shared_corpora):
+def test_predict_calibrates_a_speaker_normalised_model_on_the_speakers_recordings(tmp_path, shared_corpora):
     actor = sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))
-    calibration = [arg for path in actor[:12] for arg in ("--calibrate", path)]
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not audio")
+    calibration = [arg for path in [*actor[:12], notes] for arg in ("--calibrate", path)]
     result = ser("predict", *actor[40:44], "--model", "compare-ge2e-logreg", *calibration, "--json")
     assert result.returncode == 0, result.stderr
     assert "calibrated compare-ge2e-logreg on" in result.stderr
+    assert "warning: calibration skipped" in result.stderr and "notes.wav: this is not an audio" in result.stderr
     lines = json_lines(result.stdout)
     assert len(lines) == 4 and all(sum(line["probabilities"].values()) == pytest.approx(1.0) for line in lines)
 

@@ -130,6 +130,24 @@ def test_calibration_enables_a_speaker_normalised_model(tmp_path):
     assert session.error is None and session.results
 
 
+def test_calibration_on_recordings_skips_the_ones_it_cannot_read_and_says_why(tmp_path):
+    predictor = normalised_predictor(tmp_path)
+    speech = tmp_path / "speech.flac"  # stereo, 44.1 kHz, quiet: a phone recording, not a corpus clip
+    sf.write(speech, np.stack([voice(duration=4.0, sr=44_100, level=0.05, seed=1)] * 2, axis=1), 44_100)
+    notes, short = tmp_path / "notes.wav", tmp_path / "short.wav"
+    notes.write_text("not audio")
+    sf.write(short, voice(duration=0.2), 16_000)
+
+    unreadable = Predictor(predictor.bundle)
+    with pytest.raises(ModelError, match="notes.wav: this is not an audio.*short.wav: this clip is 0.20 s"):
+        unreadable.calibrate_files([notes, short])
+    assert unreadable.needs_calibration
+
+    calibration = predictor.calibrate_files([notes, speech, short], window=1.0, hop=0.5)
+    assert calibration.windows == 7 and not predictor.needs_calibration
+    assert [message.split(":")[0] for message in calibration.skipped] == ["notes.wav", "short.wav"]
+
+
 def test_an_uncalibrated_model_reports_instead_of_crashing_until_calibrated_mid_stream(tmp_path):
     """The Live page's order: START, the model asks for calibration, the speaker calibrates (on a quiet
     microphone), results come and the request goes."""

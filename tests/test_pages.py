@@ -128,10 +128,15 @@ def test_classify_calibrates_a_speaker_normalised_model_on_uploads_of_the_speake
     assert "recordings of this speaker" in at.info[0].value
 
     at.file_uploader[0].set_value([("notes.wav", b"not audio", "audio/wav")]).run()
-    assert not at.exception and "not an audio recording" in at.error[0].value
+    assert not at.exception and not at.metric
+    assert "Calibration needs" in at.error[0].value and "notes.wav: this is not an audio" in at.error[0].value
 
-    at.file_uploader[0].set_value([(path.name, path.read_bytes(), "audio/flac") for path in actor[::6]]).run()
+    # A bad file among good recordings is skipped, and said so, not the end of the calibration.
+    good = [(path.name, path.read_bytes(), "audio/flac") for path in actor[::6]]
+    at.file_uploader[0].set_value([*good, ("notes.wav", b"not audio", "audio/wav")]).run()
     assert not at.exception and not at.error
+    assert "Calibration skipped notes.wav: this is not an audio" in at.warning[0].value
+    assert any(f"from {len(good)} recordings" in caption.value for caption in at.caption)
     assert at.metric[0].value in {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
     # Calibration belongs to this browser session: another one, sharing the loaded model, is asked for its own.
     other = page("3_Classify.py", monkeypatch, data_root)
