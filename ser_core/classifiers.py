@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -16,8 +16,9 @@ from sklearn.svm import SVC
 
 from .errors import OptionError
 
-CLASSIFIERS: tuple[str, ...] = ("svm", "mlp", "logreg")
-CALIBRATION_FOLDS = 5  # internal folds that calibrate the SVM's probabilities (fewer when a class has fewer clips)
+CLASSIFIERS: tuple[str, ...] = ("svm", "mlp", "logreg", "ridge")
+CALIBRATION_FOLDS = 5  # internal folds that calibrate the SVM's and ridge's probabilities (fewer for fewer clips)
+RIDGE_ALPHA = 1e4
 
 
 def make_classifier(name: str = "svm", *, seed: int = 0, calibration_folds: int = CALIBRATION_FOLDS) -> Pipeline:
@@ -35,6 +36,11 @@ def make_classifier(name: str = "svm", *, seed: int = 0, calibration_folds: int 
         # Strongly regularised (C=0.01) for thousands of features from a few speakers, such as "compare":
         # its probabilities come from the model itself, so it needs no calibration folds.
         model = LogisticRegression(C=0.01, max_iter=2000)
+    elif name == "ridge":
+        # A ridge classifier (least squares on one-vs-rest targets), calibrated like the SVM for probabilities.
+        # Its alpha is the one RAVDESS by actor picks on compare_ge2e, normalised (1e3-3e4: 75.3-78.0%); with it,
+        # TESS across its two speakers scores 76.9% where logreg scores 68.4%.
+        model = CalibratedClassifierCV(RidgeClassifier(alpha=RIDGE_ALPHA), cv=calibration_folds, ensemble=False)
     else:
         raise OptionError(f"Unknown classifier {name!r}: choose one of {', '.join(CLASSIFIERS)}.")
     return make_pipeline(StandardScaler(), model)
@@ -44,7 +50,7 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, seed: int = 0) ->
     """make_classifier fitted on (X, y). A small training set, such as a class's first recordings, calibrates
     on fewer folds; a class with a single training clip cannot be calibrated and is refused with a message."""
     labels, counts = np.unique(y, return_counts=True)
-    if name == "svm" and counts.min() < 2:
+    if name in ("svm", "ridge") and counts.min() < 2:
         raise OptionError(f"Too few clips to train on: '{labels[counts.argmin()]}' has {counts.min()} in a "
                           "training fold; every emotion needs at least 2 there. Record more clips, use fewer "
                           "folds, or leave that emotion out.")

@@ -23,7 +23,7 @@ from . import config
 from .errors import ModelError, OptionError
 from .evaluation import EvaluationResult
 
-BASELINES: tuple[str, ...] = ("svm", "logreg")  # scikit-learn models train() accepts besides the Keras zoo
+BASELINES: tuple[str, ...] = ("svm", "logreg", "ridge")  # scikit-learn models train() accepts besides the Keras zoo
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ser_core.audio import load_audio
 from ser_core.features import extract, extract_features, normalize_by_speaker
 from ser_core.inference import SILENCE, Predictor
 from ser_core.models import MODELS
-from ser_core.training import TrainConfig, save_run, train
+from ser_core.training import BASELINES, TrainConfig, save_run, train
 from tests.clips import voice
 from tests.corpus_trees import EMOTION_VOICE, write_ravdess_tree
 
@@ -51,6 +51,20 @@ def test_each_model_trains_and_round_trips_through_a_bundle(tmp_path, catalog, m
     prediction = predictor.predict(catalog.path.iloc[0])
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert list(prediction.probabilities) == run.labels == ["neutral", "happy", "sad", "angry"]
+
+
+@pytest.mark.parametrize("model", BASELINES)
+def test_each_scikit_learn_model_learns_and_round_trips_through_a_bundle_without_pickle(tmp_path, catalog, model):
+    run = train(catalog, TrainConfig(model=model, features="librosa180", folds=2), n_jobs=1)
+    assert run.result.classifier == model and run.result.protocol == "speaker" and run.result.complete
+    assert run.result.pooled["accuracy"] > 0.5, run.result.pooled  # 4 emotions of 3 unseen actors; chance 25%
+
+    path = save_run(run, model, tmp_path)
+    assert (path / "model.skops").is_file()
+    predictor = Predictor.load(path)
+    X = extract_features(catalog.head(8), run.config.features, n_jobs=1)
+    np.testing.assert_allclose(predictor.bundle.predict_proba(X), run.model.predict_proba(X))
+    assert list(predictor.predict(catalog.path.iloc[0]).probabilities) == ["angry", "happy", "neutral", "sad"]
 
 
 def test_best_weights_are_kept_by_validation_loss(catalog):
@@ -226,6 +240,17 @@ def test_compare_ge2e_logreg_learns_unseen_actors_round_trips_and_calibrates_on_
     # Per-speaker statistics from 10 clips once blew up the features they left nearly constant (23% over RAVDESS),
     # and a quiet calibration shifted every loudness feature.
     assert np.mean(correct) > 0.45, np.mean(correct)
+
+
+def test_ridge_recognises_emotions_across_the_two_tess_speakers(shared_corpora):
+    """TESS cross-speaker, the harder of the issue's targets: trained on one speaker, tested on the other, both
+    ways; `ridge` is the app's best there (76.9% on all of TESS, logreg 68.4%). 20 clips per emotion and speaker."""
+    tess = build_catalog(shared_corpora, ["tess"])
+    catalog = tess.groupby(["speaker", "label"]).head(20)
+    run = train(catalog, TrainConfig(model="ridge", features="compare_ge2e", folds=2, speaker_norm=True))
+    assert run.result.protocol == "speaker" and run.result.n_speakers == 2
+    assert run.result.predictions.groupby("fold").speaker.nunique().tolist() == [1, 1]  # one speaker per fold
+    assert run.result.pooled["accuracy"] > 0.4, run.result.pooled["accuracy"]  # chance is 14.3% over 7 emotions
 
 
 def test_egemaps_and_the_live_page_still_work_after_tensorflow_is_loaded():
