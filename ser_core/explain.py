@@ -135,9 +135,7 @@ def occlusion(predictor: Predictor, y: np.ndarray, sr: int, *, bands: int = DEFA
 
     if bands < 1 or segments < 1:
         raise OptionError(f"occlusion needs at least one band and one segment (got {bands} x {segments})")
-    if predictor.needs_calibration:
-        raise ModelError(f"Model {predictor.name} was trained with per-speaker normalisation: calibrate it on "
-                         "the speaker first, or explain a prediction of another model.")
+    predictor.check_calibrated()
     y, sr = _at_rate(y, sr, predictor.pipeline.sample_rate)
     duration = len(y) / sr
     t0, t1 = explain_window(duration, start, window)

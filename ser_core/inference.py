@@ -101,6 +101,10 @@ class Predictor:
                              "of the speaker's speech first (the Live page does; on the command line, predict "
                              "--calibrate), or choose another model.")
 
+    def _check_speaker_normalised(self) -> None:
+        if not self.bundle.metadata.get("speaker_norm"):
+            raise ModelError(f"Model {self.name} classifies each clip as it is: it needs no calibration.")
+
     def calibrate(self, clips: Sequence[np.ndarray]) -> int:
         """Per-speaker statistics from the speaker's speech (mono clips or windows at the pipeline's rate), as the
         training data was normalised by each speaker's own statistics. Silent clips are skipped and each other is
@@ -108,8 +112,7 @@ class Predictor:
         from .audio import is_silent, peak_normalize
         from .features import extract, speaker_stats
 
-        if not self.bundle.metadata.get("speaker_norm"):
-            raise ModelError(f"Model {self.name} classifies each clip as it is: it needs no calibration.")
+        self._check_speaker_normalised()
         voiced = [peak_normalize(y) for y in clips if not is_silent(y)]
         if len(voiced) < 2:
             raise ModelError("Calibration needs at least two windows of the speaker's speech (a few seconds); "
@@ -128,6 +131,7 @@ class Predictor:
         speech is left."""
         from .audio import iter_windows
 
+        self._check_speaker_normalised()  # before decoding any recording
         sr = self.pipeline.sample_rate
         windows, skipped = [], []
         for source in sources:

@@ -98,13 +98,20 @@ def test_a_slow_model_drops_stale_windows_instead_of_queueing(predictor, monkeyp
     assert session._pending.qsize() == 0
 
 
-def normalised_predictor(tmp_path) -> Predictor:
-    """A speaker-normalised model, trained on four generated actors."""
-    root = tmp_path / "data"
+@pytest.fixture(scope="module")
+def normalised_bundle(tmp_path_factory):
+    """A speaker-normalised model, trained once on four generated actors."""
+    root = tmp_path_factory.mktemp("norm")
     write_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
     run = train(build_catalog(root), TrainConfig(model="svm", features="librosa180", folds=2, speaker_norm=True),
                 n_jobs=1)
-    return Predictor.load(save_run(run, "norm", tmp_path / "models"))
+    return Predictor.load(save_run(run, "norm", root / "models")).bundle
+
+
+@pytest.fixture
+def normalised_predictor(normalised_bundle) -> Predictor:
+    """That model, loaded afresh for each test: not yet calibrated."""
+    return Predictor(normalised_bundle)
 
 
 def speak_in_four_voices(session: LiveSession, level: float = 1.0) -> None:
@@ -117,8 +124,8 @@ def speak_in_four_voices(session: LiveSession, level: float = 1.0) -> None:
             session.push_frame(frame)
 
 
-def test_calibration_enables_a_speaker_normalised_model(tmp_path):
-    predictor = normalised_predictor(tmp_path)
+def test_calibration_enables_a_speaker_normalised_model(normalised_predictor):
+    predictor = normalised_predictor
     session = LiveSession(predictor, window=1.0, hop=0.5, max_pending=100)
     session.start_calibration()
     speak_in_four_voices(session)
@@ -130,8 +137,8 @@ def test_calibration_enables_a_speaker_normalised_model(tmp_path):
     assert session.error is None and session.results
 
 
-def test_calibration_on_recordings_skips_the_ones_it_cannot_read_and_says_why(tmp_path):
-    predictor = normalised_predictor(tmp_path)
+def test_calibration_on_recordings_skips_the_ones_it_cannot_read_and_says_why(tmp_path, normalised_predictor):
+    predictor = normalised_predictor
     speech = tmp_path / "speech.flac"  # stereo, 44.1 kHz, quiet: a phone recording, not a corpus clip
     sf.write(speech, np.stack([voice(duration=4.0, sr=44_100, level=0.05, seed=1)] * 2, axis=1), 44_100)
     notes, short = tmp_path / "notes.wav", tmp_path / "short.wav"
@@ -148,10 +155,10 @@ def test_calibration_on_recordings_skips_the_ones_it_cannot_read_and_says_why(tm
     assert [message.split(":")[0] for message in calibration.skipped] == ["notes.wav", "short.wav"]
 
 
-def test_an_uncalibrated_model_reports_instead_of_crashing_until_calibrated_mid_stream(tmp_path):
+def test_an_uncalibrated_model_reports_instead_of_crashing_until_calibrated_mid_stream(normalised_predictor):
     """The Live page's order: START, the model asks for calibration, the speaker calibrates (on a quiet
     microphone), results come and the request goes."""
-    session = LiveSession(normalised_predictor(tmp_path), window=1.0, hop=0.5)
+    session = LiveSession(normalised_predictor, window=1.0, hop=0.5)
     for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE)):
         session.push_frame(frame)
     deadline = time.time() + 30
