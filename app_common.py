@@ -77,8 +77,9 @@ def clip_samples(path: str):
     return load_audio(path, sr=config.SAMPLE_RATE)
 
 
-def model_picker(label: str = "Model", key: str | None = None) -> str | None:
-    """A select box of shipped and user models, the default first; returns a bundle path."""
+def model_picker(label: str = "Model", key: str | None = None) -> dict | None:
+    """A select box of shipped and user models, the default first; returns the chosen one's list_models entry
+    (its "path", whether it needs calibration, ...) without loading it."""
     from ser_core.bundles import list_models
 
     models = list_models()
@@ -88,7 +89,7 @@ def model_picker(label: str = "Model", key: str | None = None) -> str | None:
     choice = st.selectbox(label, models, key=key,
                           format_func=lambda m: f"{m['name']} ({m['source']}{', default' if m['default'] else ''})")
     st.caption(choice["summary"])
-    return choice["path"]
+    return choice
 
 
 def audio_uploader(label: str = "A recording of one person speaking", key: str | None = None, *,

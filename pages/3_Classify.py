@@ -142,24 +142,21 @@ def features_panel(model, model_path: str) -> None:
 page_config("Classify")
 st.title("Classify a clip")
 
-model_path = model_picker()
-try:
-    model = predictor(model_path) if model_path is not None else None
-except SerError as error:
-    st.error(str(error))
-    st.stop()
+choice = model_picker()
+needs_calibration = choice is not None and choice["speaker_norm"]
 recordings = []
-if model is not None and model.needs_calibration:
+if needs_calibration:
     recordings = audio_uploader("Recordings of the same speaker, to calibrate on", "calibration", multiple=True)
     st.caption("This model hears how a voice departs from its usual self: give it 20-30 s or more of this "
                "speaker's speech, in several moods if you can (the clip to classify may be one of them).")
 upload = audio_uploader()
-if upload is not None and model is not None and model.needs_calibration and not recordings:
+if upload is not None and needs_calibration and not recordings:
     st.info("Upload some recordings of this speaker above first: this model classifies only a voice it has been "
             "calibrated on.")
-elif upload is not None and model is not None:
+elif upload is not None and choice is not None:
     from ser_core.audio import load_audio, windows_of
 
+    model_path = choice["path"]
     try:
         if recordings:
             model, calibration = calibrated_predictor(model_path, recordings)
@@ -167,6 +164,8 @@ elif upload is not None and model is not None:
                 st.warning(f"Calibration skipped {message}")
             st.caption(f"Calibrated on {calibration.windows} windows of this speaker's speech, from "
                        f"{len(recordings) - len(calibration.skipped)} recordings.")
+        else:
+            model = predictor(model_path)
         sr = model.pipeline.sample_rate
         y = load_audio(upload, sr=sr, name=upload.name)
         prediction = model.predict_samples(y)

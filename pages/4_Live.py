@@ -20,12 +20,13 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 
 from ser_core.live import LiveSession  # noqa: E402
 
-model_path = model_picker(key="live_model")
+choice = model_picker(key="live_model")
 left, right = st.columns(2)
 window = left.slider("Window (s)", 1.0, 6.0, config.WINDOW, 0.5, key="live_window")
 hop = right.slider("Hop (s)", 0.25, 2.0, 0.5, 0.25, key="live_hop")
-if model_path is None:
+if choice is None:
     st.stop()
+model_path = choice["path"]
 try:
     model = predictor(model_path)
     ice = config.ice_servers()

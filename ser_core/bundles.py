@@ -271,6 +271,7 @@ def list_models() -> list[dict]:
                           if result else ""))
             found.append({"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
                           "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL,
+                          "speaker_norm": bool(metadata.get("speaker_norm")),
                           "model": classifier, "features": metadata["features"]["name"],
                           "corpora": ", ".join(evaluation.get("corpora", [])), "protocol": protocol,
                           "folds": evaluation.get("folds"), "accuracy": result.get("accuracy"),
