@@ -1,6 +1,6 @@
 """How a speaker-normalised recipe does on actors it never heard, by how much of their speech calibrates it.
 
-    .venv/bin/python bench/bench_calibration.py [--features compare_ge2e] [--classifier logreg]
+    .venv/bin/python bench/bench_calibration.py [--features compare_ge2e] [--classifier ridge]
                                                 [--data-dir ../shared/corpora] [--repeats 2]
 
 RAVDESS, 5 folds by actor (the speaker protocol): each fold's model is trained on the other actors, as
@@ -43,7 +43,7 @@ def calibration_rows(kind: str, labels: np.ndarray, rng: np.random.Generator) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", default="compare_ge2e")
-    parser.add_argument("--classifier", default="logreg")
+    parser.add_argument("--classifier", default="ridge", help="default: the shipped compare-ge2e-ridge's")
     parser.add_argument("--data-dir", default=str(config.PROJECT_ROOT.parent / "shared" / "corpora"))
     parser.add_argument("--repeats", type=int, default=2, help="random draws of the calibration clips per actor")
     args = parser.parse_args()

@@ -55,7 +55,7 @@ live: LiveSession = holder["session"]
 if live.predictor.bundle.metadata.get("speaker_norm"):
     st.info("This model hears how your voice departs from its usual self, so it needs your speech first: "
             "calibrate for 20-30 s, in your everyday voice and a few moods if you can. On actors it had never "
-            "heard, the shipped compare-ge2e-logreg was right 68% of the time after about 14 s of their speech "
+            "heard, the shipped compare-ge2e-ridge was right 71% of the time after about 14 s of their speech "
             "and 75% after about 35 s.")
     a, b = st.columns(2)
     if a.button("Start calibration (speak for 20-30 s)", key="calibrate_start"):

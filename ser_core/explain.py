@@ -389,7 +389,7 @@ def importance_for(predictor: Predictor, catalog: pd.DataFrame, *, n_clips: int 
     says what the model relies on, not what would generalise to new speakers. Features come from the disk cache
     (extract_features) after the first time, and the table itself is cached on disk too (keyed by the model,
     the clips and the settings): scoring 200 clips took 15 s for egemaps-svm, about a minute for the default SVM
-    and 2.5-3 minutes for compare-ge2e-logreg (2026-11-27, 2 cores). Scoring can run on n_jobs
+    and 3.3 minutes for compare-ge2e-ridge (2026-11-27, 2 cores). Scoring can run on n_jobs
     processes for scikit-learn models (a Keras model stays in this process); on two cores one process measured
     faster, as starting workers and sending them the model costs more than they save.
     The table's attrs say which clips were used.

@@ -139,7 +139,7 @@ def test_shipped_default_model_classifies_real_clips(shared_corpora):
 
 
 def test_shipped_speaker_normalised_model_classifies_a_calibrated_speaker(shared_corpora):
-    predictor = Predictor.load("compare-ge2e-logreg")
+    predictor = Predictor.load("compare-ge2e-ridge")
     actor = build_catalog(shared_corpora, ["ravdess"]).query("speaker == 'ravdess_05'")
     with pytest.raises(ModelError, match="calibrate"):
         predictor.predict(actor.path.iloc[0])
@@ -153,5 +153,5 @@ def test_shipped_speaker_normalised_model_classifies_a_calibrated_speaker(shared
 def test_model_list_puts_the_default_first_and_says_which_need_calibration():
     models = {m["name"]: m for m in list_models()}
     assert list(models)[0] == config.DEFAULT_MODEL  # what every page's model box shows first
-    assert "calibrate on the speaker first" in models["compare-ge2e-logreg"]["summary"]
+    assert "calibrate on the speaker first" in models["compare-ge2e-ridge"]["summary"]
     assert "calibrate" not in models[config.DEFAULT_MODEL]["summary"]

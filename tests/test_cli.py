@@ -127,14 +127,14 @@ def test_predict_calibrates_a_speaker_normalised_model_on_the_speakers_recording
     notes = tmp_path / "notes.wav"
     notes.write_text("not audio")
     calibration = [arg for path in [*actor[:12], notes] for arg in ("--calibrate", path)]
-    result = ser("predict", *actor[40:44], "--model", "compare-ge2e-logreg", *calibration, "--json")
+    result = ser("predict", *actor[40:44], "--model", "compare-ge2e-ridge", *calibration, "--json")
     assert result.returncode == 0, result.stderr
-    assert "calibrated compare-ge2e-logreg on" in result.stderr
+    assert "calibrated compare-ge2e-ridge on" in result.stderr
     assert "warning: calibration skipped" in result.stderr and "notes.wav: this is not an audio" in result.stderr
     lines = json_lines(result.stdout)
     assert len(lines) == 4 and all(sum(line["probabilities"].values()) == pytest.approx(1.0) for line in lines)
 
-    uncalibrated = ser("predict", actor[40], "--model", "compare-ge2e-logreg")
+    uncalibrated = ser("predict", actor[40], "--model", "compare-ge2e-ridge")
     assert uncalibrated.returncode == 2 and "--calibrate" in uncalibrated.stderr
     assert len(uncalibrated.stderr.strip().splitlines()) == 1 and not uncalibrated.stdout
     needless = ser("predict", actor[40], "--calibrate", actor[0], "--calibrate", actor[1])

@@ -119,7 +119,7 @@ def test_classify_calibrates_a_speaker_normalised_model_on_uploads_of_the_speake
                                                                                    shared_corpora):
     at = page("3_Classify.py", monkeypatch, data_root)
     names = at.selectbox[0].options
-    at.selectbox[0].select_index(next(i for i, name in enumerate(names) if name.startswith("compare-ge2e-logreg")))
+    at.selectbox[0].select_index(next(i for i, name in enumerate(names) if name.startswith("compare-ge2e-ridge")))
     at.run()
     calibration, clip = at.file_uploader
     actor = sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))

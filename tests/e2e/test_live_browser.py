@@ -100,9 +100,9 @@ def test_two_browsers_at_once_get_their_own_results(clips, tmp_path):
 
 
 def test_live_calibration_after_start_lets_a_speaker_normalised_model_classify(clips, tmp_path):
-    """A speaker presses START with compare-ge2e-logreg, which asks for calibration; they calibrate for 8 s while
+    """A speaker presses START with compare-ge2e-ridge, which asks for calibration; they calibrate for 8 s while
     the stream runs, and results come: the request to calibrate does not stay on the page."""
-    [page] = run_live(tmp_path, [clips["sad"]], "--model", "compare-ge2e-logreg", "--calibrate", "8")
+    [page] = run_live(tmp_path, [clips["sad"]], "--model", "compare-ge2e-ridge", "--calibrate", "8")
     assert page["exceptions"] == 0
     calibrated = re.match(r"Calibrated on (\d+) windows", page["calibrated"])
     assert calibrated and int(calibrated.group(1)) >= 5, page["calibrated"]
