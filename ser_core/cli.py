@@ -122,7 +122,7 @@ def cmd_evaluate(args) -> int:
     result = evaluate(catalog, features=args.features, classifier=args.classifier, protocol=args.protocol,
                       folds=args.folds, seed=args.seed, speaker_norm=args.speaker_norm,
                       augmentation=_corpus_list(args.augment) or (), test_corpus=args.test_corpus,
-                      n_jobs=args.jobs, progress=_progress_bars())
+                      adapt=args.adapt, n_jobs=args.jobs, progress=_progress_bars())
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -401,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-norm", action="store_true", help="standardise features per speaker")
     p.add_argument("--augment", help="augmentations for training folds only: noise,stretch,shift,pitch")
     p.add_argument("--test-corpus", help="with --protocol corpus: the corpus held out (default: each in turn)")
+    p.add_argument("--adapt", action="store_true",
+                   help="self-train each fold's model on its test clips, unlabelled (a transductive protocol)")
 
     p = command("lesson", cmd_lesson, "the leakage lesson: one model split at random, by speaker, and normalised")
     modelling(p, protocol=False)

@@ -127,6 +127,7 @@ class EvaluationResult:
     n_speakers: int
     pooled: dict
     per_fold: list[dict] = field(default_factory=list)
+    adapted: bool = False  # self-trained on each test fold's unlabelled clips (classifiers.fit_adapted)
     complete: bool = True  # False when a run was stopped: the figures cover the folds done
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     # Every test clip of every fold (PREDICTION_COLUMNS, then probabilities): kept out of to_dict(), so a
@@ -152,6 +153,7 @@ class EvaluationResult:
             f"data: {', '.join(self.corpora)}: {self.n_clips} clips, {self.n_speakers} speakers",
             f"model: {self.features} features + {self.classifier}"
             + (", per-speaker normalisation" if self.speaker_norm else "")
+            + (", adapted to each test fold's unlabelled clips (self-training)" if self.adapted else "")
             + (f", augmentation {'+'.join(self.augmentation)} (training folds only)" if self.augmentation else ""),
             f"accuracy {self.pooled['accuracy']:.1%}{spread}, UAR {self.pooled['uar']:.1%}, "
             f"macro F1 {self.pooled['macro_f1']:.1%}",
@@ -232,7 +234,8 @@ def run_folds(catalog: pd.DataFrame, splits: Sequence[Split],
 
     It may return None to stop early (a user pressed Stop): the result then covers the folds done (None if
     none finished). `on_fold(i, n_splits, metrics)` hears of each finished fold; `how` names what was
-    evaluated (protocol, features, classifier, seed, speaker_norm, augmentation), as EvaluationResult records.
+    evaluated (protocol, features, classifier, seed, speaker_norm, augmentation, adapted), as EvaluationResult
+    records.
     The result keeps every test clip's prediction (`predictions`).
     """
     labels, speakers = catalog["label"].to_numpy(), catalog["speaker"].to_numpy()
@@ -265,15 +268,17 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
                    protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
                    seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
                    augmented: dict[str, np.ndarray] | None = None, features: str = "",
-                   test_corpus: str | None = None,
+                   test_corpus: str | None = None, adapt: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
     """Train and test a scikit-learn classifier on every split of a protocol.
 
     `X` holds one row of features per catalog row (sequences and images of the pipeline named by
     `features` are pooled to mean+std); `augmented` maps an augmentation name to features of augmented
-    copies of every clip, row-aligned with X: only training rows' copies are used.
+    copies of every clip, row-aligned with X: only training rows' copies are used. With `adapt`, each fold's
+    model is self-trained on its test clips, unlabelled (classifiers.fit_adapted): a transductive protocol,
+    which the result records.
     """
-    from .classifiers import fit_classifier
+    from .classifiers import fit_adapted, fit_classifier
     from .features import get_pipeline, pool
 
     augmented = dict(augmented or {})
@@ -286,14 +291,16 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
     labels = catalog["label"].to_numpy()
 
     def fit_predict(split: Split, _: int) -> tuple[np.ndarray, pd.DataFrame | None]:
-        model = fit_classifier(classifier, *training_rows(X, labels, split.train, augmented), seed=seed)
+        X_train, y_train = training_rows(X, labels, split.train, augmented)
+        model = (fit_adapted(classifier, X_train, y_train, X[split.test], seed=seed) if adapt
+                 else fit_classifier(classifier, X_train, y_train, seed=seed))
         return model.predict(X[split.test]), class_probabilities(model, X[split.test])
 
     splits = make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)
     return run_folds(catalog, splits, fit_predict,
                      on_fold=(lambda i, n, _: progress(i + 1, n)) if progress else None,
                      protocol=protocol, features=features, classifier=classifier, seed=seed,
-                     speaker_norm=speaker_norm, augmentation=list(augmented))
+                     speaker_norm=speaker_norm, augmentation=list(augmented), adapted=adapt)
 
 
 def normalize_speakers(X: np.ndarray, catalog: pd.DataFrame, augmented: dict[str, np.ndarray],
@@ -317,7 +324,8 @@ def normalize_speakers(X: np.ndarray, catalog: pd.DataFrame, augmented: dict[str
 def evaluate(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: str = "svm",
              protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
              seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
-             augmentation: Sequence[str] = (), test_corpus: str | None = None, n_jobs: int = -1,
+             augmentation: Sequence[str] = (), test_corpus: str | None = None, adapt: bool = False,
+             n_jobs: int = -1,
              progress: Callable[[str, int, int], None] | None = None) -> EvaluationResult:
     """Extract (cached) features for a catalog and cross-validate a classifier on them.
 
@@ -335,4 +343,4 @@ def evaluate(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: st
                  for kind in augmentation}
     return cross_validate(X, catalog, classifier=classifier, protocol=protocol, folds=folds, seed=seed,
                           speaker_norm=speaker_norm, augmented=augmented, features=features,
-                          test_corpus=test_corpus, progress=stage("folds"))
+                          test_corpus=test_corpus, adapt=adapt, progress=stage("folds"))

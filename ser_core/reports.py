@@ -77,6 +77,8 @@ def _card(evaluation: dict, *, name: str, model: str, features: str, corpora: li
             "emotions": _join(sorted(labels, key=_vocabulary_order)),
             "speaker normalisation": "yes (calibrate on the speaker first)" if speaker_norm else "no",
             "augmentation": ("+".join(augmentation) + " (training folds only)") if augmentation else "none"}
+    if evaluation.get("adapted"):
+        card["adaptation"] = "self-trained on each test fold's clips, unlabelled (transductive)"
     if created:
         card["saved"] = created
     card["evaluated"] = evaluation.get("date", "")
@@ -413,6 +415,8 @@ def html_report(source: Any, *, events: Iterable | None = None, title: str | Non
               f"<li>data: {_e(_join(ev['corpora']))}: {_e(ev['n_clips'])} clips, {_e(ev['n_speakers'])} speakers</li>",
               f"<li>features: {_e(ev['features'])}; model: {_e(ev['classifier'])}</li>",
               f"<li>per-speaker normalisation: {'yes' if ev.get('speaker_norm') else 'no'}</li>",
+              *(["<li>adapted: each fold's model self-trained on its test clips, unlabelled</li>"]
+                if ev.get("adapted") else []),
               "<li>augmentation: " + (_e("+".join(ev["augmentation"])) + " (training folds only)"
                                       if ev.get("augmentation") else "none") + "</li>",
               "</ul>"]

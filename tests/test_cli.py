@@ -49,8 +49,12 @@ def test_evaluate_reports_its_protocol(data_dir):
                  "--protocol", "speaker", "--folds", "3", "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert record["protocol"] == "speaker" and record["folds"] == 3
+    assert record["protocol"] == "speaker" and record["folds"] == 3 and not record["adapted"]
     assert record["pooled"]["accuracy"] > 0.5  # f0 and loudness separate these four emotions
+    adapted = ser("evaluate", "--data-dir", data_dir, "--features", "librosa180", "--classifier", "svm",
+                  "--protocol", "speaker", "--folds", "3", "--adapt")
+    assert adapted.returncode == 0, adapted.stderr
+    assert "adapted to each test fold's unlabelled clips (self-training)" in adapted.stdout  # the figure says so
     text = ser("evaluate", "--data-dir", data_dir, "--features", "librosa180", "--protocol", "random",
                "--folds", "3", "--augment", "noise")
     assert text.returncode == 0, text.stderr

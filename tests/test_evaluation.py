@@ -7,7 +7,8 @@ import pytest
 
 from ser_core.classifiers import make_classifier
 from ser_core.errors import OptionError
-from ser_core.evaluation import compute_metrics, cross_validate, make_splits
+from ser_core.corpora import build_catalog
+from ser_core.evaluation import compute_metrics, cross_validate, evaluate, make_splits
 
 LABELS4 = ["neutral", "happy", "sad", "angry"]
 
@@ -144,3 +145,32 @@ def test_result_records_how_it_was_made():
     assert len(record["per_fold"]) == 2
     assert record["pooled"]["accuracy"] > 0.6  # the signal is there, and the MLP finds it
     assert sum(map(sum, record["pooled"]["confusion"])) == len(catalog)
+
+
+def test_ridge_recognises_emotions_across_the_two_tess_speakers_and_adapts_to_the_unseen_one(shared_corpora):
+    """TESS cross-speaker, the harder of the issue's targets: trained on one speaker, tested on the other, both
+    ways (on all of TESS: 76.9%; adapted, 84.5%). 40 clips per emotion and speaker. Adapting (self-training on
+    the test speaker's clips) must lift it without reading a single label of theirs."""
+    tess = build_catalog(shared_corpora, ["tess"])
+    catalog = tess.groupby(["speaker", "label"]).head(40).reset_index(drop=True)
+    how = dict(features="compare_ge2e", classifier="ridge", folds=2, speaker_norm=True, n_jobs=1)
+    plain = evaluate(catalog, **how)
+    assert plain.protocol == "speaker" and plain.n_speakers == 2 and not plain.adapted
+    assert plain.predictions.groupby("fold").speaker.nunique().tolist() == [1, 1]  # one speaker per fold
+    assert plain.pooled["accuracy"] > 0.4, plain.pooled["accuracy"]  # chance is 14.3% over 7 emotions
+
+    adapted = evaluate(catalog, **how, adapt=True)
+    assert adapted.adapted and "self-training" in adapted.summary()
+    assert adapted.pooled["accuracy"] > plain.pooled["accuracy"] + 0.08, (plain.pooled, adapted.pooled)
+
+    scrambled = catalog.copy()  # OAF's labels shuffled: where OAF is the test speaker, nothing may change
+    oaf = scrambled["speaker"] == "tess_OAF"
+    scrambled.loc[oaf, "label"] = np.random.default_rng(0).permutation(scrambled.loc[oaf, "label"].to_numpy())
+    again = evaluate(scrambled, **how, adapt=True)
+
+    def oaf_guesses(result):
+        rows = result.predictions.query("speaker == 'tess_OAF'").set_index("path")
+        return rows["predicted_label"].sort_index()
+
+    pd.testing.assert_series_equal(oaf_guesses(again), oaf_guesses(adapted))
+

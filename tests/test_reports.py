@@ -20,7 +20,7 @@ from ser_core import config, reports
 from ser_core.bundles import PREDICTIONS_FILE, read_predictions
 from ser_core.corpora import build_catalog
 from ser_core.errors import ModelError
-from ser_core.evaluation import compute_metrics
+from ser_core.evaluation import compute_metrics, evaluate
 from ser_core.training import TrainConfig, save_run, train
 from tests.conftest import PROJECT_ROOT
 from tests.corpus_trees import write_ravdess_tree
@@ -169,6 +169,14 @@ def test_html_report_is_self_contained_and_holds_the_figures_of_the_result(svm_r
             assert not attrs.get(name, "").lower().startswith(("http:", "https:", "//")), (tag, attrs)
     assert "http://" not in text and "https://" not in text
     assert "Training curves" not in words  # an SVM has no epochs
+
+
+def test_a_report_says_when_the_models_were_adapted_to_the_test_speakers(catalog, svm_run):
+    adapted = evaluate(catalog, features="librosa180", classifier="svm", folds=2, adapt=True, n_jobs=1)
+    page = Page(reports.html_report(adapted))
+    assert "self-trained on its test clips, unlabelled" in " ".join(page.text)
+    assert "transductive" in dict(page.table("field", "value"))["adaptation"]
+    assert "adaptation" not in dict(Page(reports.html_report(svm_run)).table("field", "value"))
 
 
 def test_figures_zip_holds_valid_pngs_and_curves_for_a_keras_run(svm_run, mlp_run):
