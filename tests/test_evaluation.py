@@ -173,4 +173,3 @@ def test_ridge_recognises_emotions_across_the_two_tess_speakers_and_adapts_to_th
         return rows["predicted_label"].sort_index()
 
     pd.testing.assert_series_equal(oaf_guesses(again), oaf_guesses(adapted))
-
