@@ -163,7 +163,7 @@ elif upload is not None and choice is not None:
             for message in calibration.skipped:
                 st.warning(f"Calibration skipped {message}")
             st.caption(f"Calibrated on {calibration.windows} windows of this speaker's speech, from "
-                       f"{len(recordings) - len(calibration.skipped)} recordings.")
+                       f"{calibration.recordings} recordings.")
         else:
             model = predictor(model_path)
         sr = model.pipeline.sample_rate

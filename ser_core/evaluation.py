@@ -337,6 +337,7 @@ def evaluate(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: st
     def stage(name: str):
         return (lambda done, total: progress(name, done, total)) if progress else None
 
+    make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)  # refused before extracting
     X = extract_features(catalog, features, n_jobs=n_jobs, progress=stage("features"))
     augmented = {kind: extract_features(catalog, features, augmentation=(kind, seed), n_jobs=n_jobs,
                                         progress=stage(f"augment:{kind}"))

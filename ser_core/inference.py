@@ -20,9 +20,11 @@ SILENCE = "silence"
 
 @dataclass(frozen=True)
 class Calibration:
-    """What calibrate_files used: windows of speech, and why each recording it could not read was skipped."""
+    """What calibrate_files used: windows of speech from how many recordings, and why each recording it could not
+    read was skipped."""
 
     windows: int
+    recordings: int
     skipped: list[str]
 
 
@@ -143,7 +145,7 @@ class Predictor:
             used = self.calibrate(windows)
         except ModelError as error:
             raise ModelError(" ".join([str(error), *skipped])) from None
-        return Calibration(used, skipped)
+        return Calibration(used, len(sources) - len(skipped), skipped)
 
     def predict_samples(self, y: np.ndarray) -> Prediction:
         """Classify mono samples already at the pipeline's sample rate."""
