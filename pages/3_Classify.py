@@ -163,7 +163,8 @@ elif upload is not None and choice is not None:
             for message in calibration.skipped:
                 st.warning(f"Calibration skipped {message}")
             st.caption(f"Calibrated on {calibration.windows} windows of this speaker's speech, from "
-                       f"{calibration.recordings} recordings.")
+                       f"{calibration.recordings} recordings" + (", and adapted to them." if calibration.adapted
+                                                                 else "."))
         else:
             model = predictor(model_path)
         sr = model.pipeline.sample_rate

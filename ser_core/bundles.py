@@ -7,11 +7,13 @@ and a user's model never replaces a shipped one.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import os
 import platform
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from importlib import metadata as _pkg
 from pathlib import Path
@@ -28,6 +30,8 @@ METADATA_FILE = "metadata.json"
 SKLEARN_FILE = "model.skops"
 KERAS_FILE = "model.keras"
 PREDICTIONS_FILE = "predictions.csv"  # per-clip predictions of the evaluation's test folds, when saved
+ADAPTATION_FILE = "adaptation.npz"  # what a ridge model needs to adapt to a new voice (classifiers.adapt_ridge)
+ADAPTATION_ARRAYS = ("directions", "sums_of_squares", "n_clips")
 # Types skops does not trust by default that our own classifiers contain; anything else is refused.
 TRUSTED_SKOPS_TYPES = (
     "sklearn.calibration._CalibratedClassifier",
@@ -44,6 +48,7 @@ class Bundle:
     path: Path
     metadata: dict
     model: Any
+    adaptation: dict[str, np.ndarray] | None = None  # ADAPTATION_FILE's arrays, when the bundle has one
 
     @property
     def name(self) -> str:
@@ -191,9 +196,28 @@ def load_bundle(model: str | os.PathLike | None = None) -> Bundle:
     except Exception as error:  # both libraries raise many types for a damaged or foreign file
         raise ModelError(f"Model {path} could not be loaded ({type(error).__name__}): the file is damaged "
                          "or was saved by an incompatible library version; retrain it.") from None
-    bundle = Bundle(path=path, metadata=metadata, model=loaded)
+    bundle = Bundle(path=path, metadata=metadata, model=loaded, adaptation=_load_adaptation(path))
     _check_shapes(bundle)
     return bundle
+
+
+def adaptation_file(adaptation: dict[str, np.ndarray]) -> bytes:
+    """ADAPTATION_FILE's contents (save_bundle's `files`): plain arrays, read back without pickle."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: adaptation[name] for name in ADAPTATION_ARRAYS})
+    return buffer.getvalue()
+
+
+def _load_adaptation(path: Path) -> dict[str, np.ndarray] | None:
+    file = path / ADAPTATION_FILE
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in ADAPTATION_ARRAYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        raise ModelError(f"Model {path} is damaged: {ADAPTATION_FILE} cannot be read; retrain or reinstall "
+                         "it.") from None
 
 
 def _load_keras(model_file: Path):
@@ -230,6 +254,12 @@ def _check_shapes(bundle: Bundle) -> None:
         raise ModelError(f"Model {bundle.path} does not match its metadata (inputs {n_in} for {expected_in}, "
                          f"{n_out} outputs for labels {bundle.labels}): the bundle was altered or mixed up; "
                          "retrain or reinstall it.")
+    if bundle.adaptation is not None:
+        directions = bundle.adaptation["directions"]
+        if (bundle.metadata.get("classifier") != "ridge" or directions.ndim != 2 or (directions.shape[1],) != n_in
+                or bundle.adaptation["sums_of_squares"].shape != directions.shape[:1]):
+            raise ModelError(f"Model {bundle.path} does not match its {ADAPTATION_FILE} (made for another model): "
+                             "the bundle was altered or mixed up; retrain or reinstall it.")
 
 
 def resolve_model(model: str | os.PathLike | None = None) -> Path:

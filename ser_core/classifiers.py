@@ -5,13 +5,15 @@ on training folds only.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.svm import SVC
 
 from .errors import OptionError
@@ -20,6 +22,7 @@ CLASSIFIERS: tuple[str, ...] = ("svm", "mlp", "logreg", "ridge")
 CALIBRATION_FOLDS = 5  # internal folds that calibrate the SVM's and ridge's probabilities (fewer for fewer clips)
 RIDGE_ALPHA = 1e4
 ADAPT_ROUNDS = 4  # self-training rounds of fit_adapted, chosen on RAVDESS by actor
+ADAPT_RANK = 64  # principal directions of its training clips a saved ridge model keeps to adapt (adapt_ridge)
 
 
 def make_classifier(name: str = "svm", *, seed: int = 0, calibration_folds: int = CALIBRATION_FOLDS) -> Pipeline:
@@ -66,11 +69,65 @@ def fit_adapted(name: str, X: np.ndarray, y: np.ndarray, X_unlabelled: np.ndarra
     guesses: a share round/rounds of them, so the last round takes all. It reads no label of those clips; it
     adapts to how those speakers sound, as per-speaker normalisation does to their average and spread.
     """
-    model = fit_classifier(name, X, y, seed=seed)
+    def refit(X_new: np.ndarray, y_new: np.ndarray) -> Pipeline:
+        return fit_classifier(name, np.vstack([X, X_new]), np.concatenate([y, y_new]), seed=seed)
+
+    return _self_train(fit_classifier(name, X, y, seed=seed), X_unlabelled, refit, rounds)
+
+
+def _self_train(model: Pipeline, X_unlabelled: np.ndarray, refit, rounds: int) -> Pipeline:
     for done in range(1, rounds + 1):
         probabilities = model.predict_proba(X_unlabelled)
         guesses = model.classes_[probabilities.argmax(axis=1)]
         surest = np.argsort(-probabilities.max(axis=1), kind="stable")[:round(len(X_unlabelled) * done / rounds)]
-        model = fit_classifier(name, np.vstack([X, X_unlabelled[surest]]), np.concatenate([y, guesses[surest]]),
-                               seed=seed)
+        if len(surest):  # a few clips take none in the first rounds
+            model = refit(X_unlabelled[surest], guesses[surest])
     return model
+
+
+def ridge_adaptation(model: Pipeline, X: np.ndarray, *, rank: int = ADAPT_RANK) -> dict[str, np.ndarray]:
+    """What adapt_ridge needs to know of a fitted `ridge` model's training clips X, small enough to save with it:
+    their `rank` principal directions as the model's scaler sees them, and the sum of squares along each."""
+    from sklearn.utils.extmath import randomized_svd
+
+    _, singular_values, directions = randomized_svd(model[0].transform(X), min(rank, *X.shape), random_state=0)
+    return {"directions": directions.astype(np.float16), "sums_of_squares": singular_values ** 2,
+            "n_clips": np.array(len(X))}
+
+
+def adapt_ridge(model: Pipeline, adaptation: dict[str, np.ndarray], X_unlabelled: np.ndarray, *,
+                rounds: int = ADAPT_ROUNDS) -> Pipeline:
+    """fit_adapted for a saved `ridge` model, without its training clips: a copy self-trained on unlabelled clips
+    of a new speaker (such as their calibration speech).
+
+    A refit on the training clips plus new ones has a closed form around the fitted weights: least squares on
+    the new clips, held back by the training clips' pull. That pull is the ridge penalty plus the training
+    clips' sums of squares along their principal directions (ridge_adaptation); the training clips are centred
+    by the scaler, so the intercept is held back by their number. The probability calibration is kept.
+    """
+    ridge = _fitted_ridge(model)
+    directions = adaptation["directions"].astype(np.float64).T  # features x rank
+    pull = 1 / (adaptation["sums_of_squares"] + ridge.alpha)
+    n_clips = float(adaptation["n_clips"])
+
+    def refit(X_new: np.ndarray, y_new: np.ndarray) -> Pipeline:
+        Z = model[0].transform(X_new)
+        targets = LabelBinarizer(pos_label=1, neg_label=-1).fit(ridge.classes_).transform(y_new)  # as ridge codes
+        residuals = targets - ridge.decision_function(Z).reshape(len(Z), -1)
+        along = Z @ directions
+        # The inverse of the training clips' pull (features x features), applied to Z.T, without forming it.
+        pulled = (directions * pull) @ along.T + (Z.T - directions @ along.T) / ridge.alpha
+        weights = np.linalg.solve(np.eye(len(Z)) + Z @ pulled + 1 / n_clips, residuals)
+        adapted = copy.deepcopy(model)
+        adapted_ridge = _fitted_ridge(adapted)
+        adapted_ridge.coef_ = ridge.coef_ + (pulled @ weights).T.reshape(ridge.coef_.shape)  # 1-D for two classes
+        adapted_ridge.intercept_ = ridge.intercept_ + np.reshape(weights.sum(axis=0) / n_clips,
+                                                                 np.shape(ridge.intercept_))
+        return adapted
+
+    return _self_train(model, X_unlabelled, refit, rounds)
+
+
+def _fitted_ridge(model: Pipeline) -> RidgeClassifier:
+    """The ridge classifier inside make_classifier("ridge"), fitted on all its training clips."""
+    return model[-1].calibrated_classifiers_[0].estimator

@@ -26,6 +26,7 @@ class Calibration:
     windows: int
     recordings: int
     skipped: list[str]
+    adapted: bool  # the model self-trained on those windows too (a model saved with what that needs)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Predictor:
         from .features import Pipeline
 
         self.bundle = bundle
+        self.trained = bundle  # as saved; calibrate() may put a copy adapted to the speaker in self.bundle
         self.pipeline = Pipeline.from_dict(bundle.metadata["features"])
         self.speaker_stats = speaker_stats
 
@@ -107,10 +109,19 @@ class Predictor:
         if not self.bundle.metadata.get("speaker_norm"):
             raise ModelError(f"Model {self.name} classifies each clip as it is: it needs no calibration.")
 
+    @property
+    def adapted(self) -> bool:
+        """Whether calibration has adapted the model itself to the speaker, beyond normalising by them."""
+        return self.bundle is not self.trained
+
     def calibrate(self, clips: Sequence[np.ndarray]) -> int:
         """Per-speaker statistics from the speaker's speech (mono clips or windows at the pipeline's rate), as the
         training data was normalised by each speaker's own statistics. Silent clips are skipped and each other is
-        peak-normalised, as training clips were, so the microphone's level does not matter. Returns clips used."""
+        peak-normalised, as training clips were, so the microphone's level does not matter. A model saved with
+        what adaptation needs (a speaker-normalised `ridge`) also self-trains on the clips, unlabelled
+        (classifiers.adapt_ridge), starting again from the saved model each time. Returns clips used."""
+        from dataclasses import replace
+
         from .audio import is_silent, peak_normalize
         from .features import extract, speaker_stats
 
@@ -123,6 +134,12 @@ class Predictor:
         stats = speaker_stats(self._model_input(X, normalise=False), ["speaker"] * len(X), self._input_kind,
                               self.typical_speaker_std)
         self.speaker_stats = stats["speaker"]
+        self.bundle = self.trained
+        if self.trained.adaptation is not None:
+            from .classifiers import adapt_ridge
+
+            adapted = adapt_ridge(self.trained.model, self.trained.adaptation, self._model_input(X))
+            self.bundle = replace(self.trained, model=adapted)
         return len(voiced)
 
     def calibrate_files(self, sources: Sequence, *, window: float = config.WINDOW,
@@ -145,7 +162,7 @@ class Predictor:
             used = self.calibrate(windows)
         except ModelError as error:
             raise ModelError(" ".join([str(error), *skipped])) from None
-        return Calibration(used, len(sources) - len(skipped), skipped)
+        return Calibration(used, len(sources) - len(skipped), skipped, self.adapted)
 
     def predict_samples(self, y: np.ndarray) -> Prediction:
         """Classify mono samples already at the pipeline's sample rate."""

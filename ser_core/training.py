@@ -129,6 +129,7 @@ class TrainingRun:
     n_speakers: int
     label_counts: dict[str, int]
     speaker_std: np.ndarray | None = None  # the typical within-speaker std, when speaker-normalised
+    adaptation: dict[str, np.ndarray] | None = None  # what a speaker-normalised ridge needs to adapt to a voice
 
 
 def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
@@ -188,15 +189,20 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
                        on_fold=lambda i, n, fold: emit(Event("fold", fold=i, folds=n, metrics=fold)),
                        protocol=cfg.protocol, features=cfg.features, classifier=cfg.model, seed=cfg.seed,
                        speaker_norm=cfg.speaker_norm, augmentation=list(cfg.augmentation))
+    adaptation = None
     if not state["stopped"]:
         emit(Event("final", folds=len(splits)))
-        fit_rows(np.arange(len(catalog)), None, "final")
+        model = fit_rows(np.arange(len(catalog)), None, "final")
+        if cfg.model == "ridge" and cfg.speaker_norm:
+            from .classifiers import ridge_adaptation
+
+            adaptation = ridge_adaptation(model, training_rows(X, y, np.arange(len(catalog)), augmented)[0])
     emit(Event("stopped" if state["stopped"] else "done", folds=len(splits)))
     return TrainingRun(config=cfg, labels=labels, result=result, model=state["model"], history=history,
                        stopped=state["stopped"], corpora=sorted(catalog["corpus"].unique()),
                        n_clips=len(catalog), n_speakers=int(catalog["speaker"].nunique()),
                        label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()},
-                       speaker_std=speaker_std)
+                       speaker_std=speaker_std, adaptation=adaptation)
 
 
 def _sklearn_fitter(cfg: TrainConfig):
@@ -278,7 +284,7 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
 
     Without `out_dir` it goes to the user's models folder, where a shipped model's name is refused.
     """
-    from .bundles import PREDICTIONS_FILE, save_bundle
+    from .bundles import ADAPTATION_FILE, PREDICTIONS_FILE, adaptation_file, save_bundle
     from .evaluation import predictions_to_csv
     from .features import get_pipeline
 
@@ -313,7 +319,11 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
         "evaluation": run.result.to_dict() if run.result else None,
     }
     predictions = run.result.predictions if run.result else None
-    files = {PREDICTIONS_FILE: predictions_to_csv(predictions)} if predictions is not None else None
+    files = {}
+    if predictions is not None:
+        files[PREDICTIONS_FILE] = predictions_to_csv(predictions)
+    if run.adaptation is not None:
+        files[ADAPTATION_FILE] = adaptation_file(run.adaptation)
     return save_bundle(target, run.model, metadata, files=files)
 
 

@@ -136,7 +136,7 @@ def test_classify_calibrates_a_speaker_normalised_model_on_uploads_of_the_speake
     at.file_uploader[0].set_value([*good, ("notes.wav", b"not audio", "audio/wav")]).run()
     assert not at.exception and not at.error
     assert "Calibration skipped notes.wav: this is not an audio" in at.warning[0].value
-    assert any(f"from {len(good)} recordings" in caption.value for caption in at.caption)
+    assert any(f"from {len(good)} recordings, and adapted to them" in caption.value for caption in at.caption)
     assert at.metric[0].value in {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
     # Calibration belongs to this browser session: another one, sharing the loaded model, is asked for its own.
     other = page("3_Classify.py", monkeypatch, data_root)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from sklearn.linear_model import RidgeClassifier
 
 from ser_core import config
 from ser_core.bundles import load_bundle
+from ser_core.classifiers import RIDGE_ALPHA, adapt_ridge, fit_classifier, ridge_adaptation
 from ser_core.corpora import build_catalog
 from ser_core.errors import ModelError, OptionError
 from ser_core.evaluation import validation_rows
@@ -155,6 +158,31 @@ def test_a_bundle_that_does_not_match_its_metadata_is_refused(tmp_path, catalog)
         load_bundle(path)
 
 
+def test_a_ridge_bundle_refuses_a_damaged_or_foreign_adaptation_file_and_calibrates_without_one(tmp_path, catalog):
+    run = train(catalog, TrainConfig(model="ridge", features="librosa180", folds=2, speaker_norm=True), n_jobs=1)
+    path = save_run(run, "ridge", tmp_path)
+    clips = [voice(duration=1.0, f0=EMOTION_VOICE[code][0] * 1.14, seed=code) for code in (1, 3, 4, 5)]
+    predictor = Predictor.load(path)
+    predictor.calibrate(clips)
+    assert predictor.adapted
+    first = predictor.predict_samples(clips[0]).probabilities
+    predictor.calibrate([voice(duration=1.0, f0=EMOTION_VOICE[code][0] * 0.8, seed=code) for code in (1, 5)])
+    predictor.calibrate(clips)  # adapts the saved model again, not the one adapted to the other voice
+    assert predictor.predict_samples(clips[0]).probabilities == pytest.approx(first)
+    adaptation = path / "adaptation.npz"
+    saved = adaptation.read_bytes()
+    adaptation.write_bytes(saved[:200])
+    with pytest.raises(ModelError, match="damaged"):
+        load_bundle(path)
+    np.savez(adaptation, directions=np.zeros((4, 10), np.float16), sums_of_squares=np.ones(4), n_clips=np.array(5))
+    with pytest.raises(ModelError, match="does not match its adaptation.npz"):
+        load_bundle(path)
+    adaptation.unlink()  # as a bundle saved before models adapted: calibration normalises only
+    predictor = Predictor.load(path)
+    predictor.calibrate(clips)
+    assert not predictor.adapted and sum(predictor.predict_samples(clips[0]).probabilities.values()) == pytest.approx(1)
+
+
 def test_user_run_never_takes_a_shipped_name(catalog):
     run = train(catalog, TrainConfig(model="svm", features="librosa180", folds=2), n_jobs=1)
     with pytest.raises(ModelError, match="shipped"):
@@ -217,9 +245,10 @@ def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
 def test_compare_ge2e_ridge_learns_unseen_actors_round_trips_and_calibrates_on_a_few_quiet_clips(tmp_path,
                                                                                                  shared_corpora):
     """The shipped compare-ge2e-ridge's recipe (ComParE functionals and the speaker encoder's states, per-speaker
-    normalisation, ridge) on 8 actors, 4 folds by actor; then saved, loaded, calibrated on an actor's clips and
-    giving the fold model's answers; then calibrated on 10 clips of an actor it never heard, played 26 dB quieter,
-    as a Live session or `predict --calibrate` would, and classifying that actor's other clips."""
+    normalisation, ridge) on 8 actors, 4 folds by actor; then saved, loaded, calibrated (and adapted) on an actor's
+    clips and giving the trained model's answers, adapted the same way; then calibrated on 10 clips of an actor it
+    never heard, played 26 dB quieter, as a Live session or `predict --calibrate` would, and classifying that
+    actor's other clips."""
     ravdess = build_catalog(shared_corpora, ["ravdess"])
     catalog = ravdess[ravdess.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
     run = train(catalog, TrainConfig(model="ridge", features="compare_ge2e", folds=4, speaker_norm=True))
@@ -230,8 +259,8 @@ def test_compare_ge2e_ridge_learns_unseen_actors_round_trips_and_calibrates_on_a
     predictor.calibrate(clips)
     X = normalize_by_speaker(np.stack([extract(y, 16_000, "compare_ge2e") for y in clips]), actor.speaker.to_numpy(),
                              kind="clip", prior_std=run.speaker_std)
-    expected = run.model.predict(X)
-    assert [predictor.predict_samples(y).label for y in clips] == list(expected)
+    expected = adapt_ridge(run.model, run.adaptation, X).predict(X)
+    assert predictor.adapted and [predictor.predict_samples(y).label for y in clips] == list(expected)
 
     new_actor = ravdess[ravdess.speaker == "ravdess_12"].sample(frac=1.0, random_state=0)
     clips = [load_audio(path, sr=16_000) for path in new_actor.path]
@@ -255,3 +284,53 @@ def test_egemaps_and_the_live_page_still_work_after_tensorflow_is_loaded():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 0 and result.stdout.strip() == "(88,)", (result.returncode, result.stderr[-2000:])
+
+
+def test_adapting_a_saved_ridge_keeping_every_training_direction_is_refitting_it_with_the_new_clips():
+    """adapt_ridge solves, without the training clips, the refit that fit_adapted does with them: exactly so when
+    the bundle keeps all their directions (a saved one keeps ADAPT_RANK of them, in half precision)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 300))
+    y = rng.choice(["neutral", "happy", "sad"], len(X))
+    X[y == "happy", :5] += 1.0
+    new_speaker = rng.normal(size=(15, 300)) + 0.3
+    for labels in (["neutral", "happy", "sad"], ["neutral", "happy"]):  # multiclass, and the binary coding
+        rows = np.isin(y, labels)
+        model = fit_classifier("ridge", X[rows], y[rows])
+        adaptation = ridge_adaptation(model, X[rows], rank=len(X))
+        adaptation["directions"] = adaptation["directions"].astype(np.float64)
+        adapted = adapt_ridge(model, adaptation, new_speaker, rounds=1)  # one round takes every new clip
+        guesses = model.predict(new_speaker)
+        Z = model[0].transform(np.vstack([X[rows], new_speaker]))
+        refit = RidgeClassifier(alpha=RIDGE_ALPHA).fit(Z, np.concatenate([y[rows], guesses]))
+        ridge = adapted[-1].calibrated_classifiers_[0].estimator
+        np.testing.assert_allclose(ridge.coef_, refit.coef_, atol=1e-4 * np.abs(refit.coef_).max())
+        np.testing.assert_allclose(ridge.intercept_, refit.intercept_, atol=1e-6)
+        assert not np.allclose(ridge.coef_, model[-1].calibrated_classifiers_[0].estimator.coef_)
+
+
+def test_a_saved_ridge_adapts_to_an_unseen_tess_speaker_from_30_unlabelled_calibration_clips(tmp_path,
+                                                                                            shared_corpora):
+    """TESS across its speakers: trained on OAF (40 clips per emotion), the saved model meets YAF. Calibrated on
+    30 of YAF's clips it classifies YAF's other clips; adapted on those same 30 clips, unlabelled, it must do
+    clearly better, as calibration and `predict --calibrate` now do by themselves."""
+    tess = build_catalog(shared_corpora, ["tess"])
+    subset = tess.groupby(["speaker", "label"]).head(40).reset_index(drop=True)
+    oaf, yaf = subset[subset.speaker == "tess_OAF"], subset[subset.speaker == "tess_YAF"].sample(frac=1.0,
+                                                                                                 random_state=0)
+    run = train(oaf, TrainConfig(model="ridge", features="compare_ge2e", folds=2, protocol="random",
+                                 speaker_norm=True))
+    path = save_run(run, "oaf", tmp_path)
+    assert (path / "adaptation.npz").stat().st_size < 2_000_000
+    clips = [load_audio(p, sr=16_000) for p in yaf.path]
+    calibration, scored, truth = clips[:30], clips[30:], yaf.label.to_numpy()[30:]
+
+    accuracy = {}
+    for adapts in (True, False):
+        bundle = load_bundle(path)
+        predictor = Predictor(bundle if adapts else replace(bundle, adaptation=None))  # as bundles saved before
+        assert predictor.calibrate(calibration) == 30 and predictor.adapted == adapts
+        guesses = np.asarray(predictor.labels)[predictor.predict_proba_samples(scored).argmax(axis=1)]
+        accuracy[adapts] = np.mean(guesses == truth)
+    assert accuracy[False] > 0.35, accuracy  # chance is 14.3% over 7 emotions
+    assert accuracy[True] > accuracy[False] + 0.08, accuracy

@@ -101,11 +101,13 @@ def test_two_browsers_at_once_get_their_own_results(clips, tmp_path):
 
 def test_live_calibration_after_start_lets_a_speaker_normalised_model_classify(clips, tmp_path):
     """A speaker presses START with compare-ge2e-ridge, which asks for calibration; they calibrate for 8 s while
-    the stream runs, and results come: the request to calibrate does not stay on the page."""
+    the stream runs, and results come: the request to calibrate does not stay on the page. The model adapts to the
+    calibration speech too, and says so."""
     [page] = run_live(tmp_path, [clips["sad"]], "--model", "compare-ge2e-ridge", "--calibrate", "8")
     assert page["exceptions"] == 0
     calibrated = re.match(r"Calibrated on (\d+) windows", page["calibrated"])
     assert calibrated and int(calibrated.group(1)) >= 5, page["calibrated"]
+    assert page["calibrated"].endswith("and adapted to them."), page["calibrated"]
     assert len([label for label in page["now"] if label != "silence"]) > 5, page
     assert not any("calibrate it" in alert for alert in page["alerts"]), page["alerts"]
     assert page["summary"].startswith("Mostly"), page
