@@ -76,8 +76,9 @@ def main() -> None:
                     predictor.calibrate([clips[i] for i in used])
                     scored = rows if kind == "all clips" else np.delete(rows, used)
                     mean, std = predictor.speaker_stats
-                    fitted = {False: predictor.trained.model, **({True: predictor.bundle.model} if predictor.adapted
-                                                                  else {})}
+                    fitted = {False: predictor.trained.model}
+                    if predictor.adapted:
+                        fitted[True] = predictor.bundle.model
                     for adapted, fold_model in fitted.items():
                         predicted = fold_model.predict((X[scored] - mean) / std)
                         correct.setdefault((kind, adapted), []).append(float(np.mean(predicted == y[scored])))

@@ -6,6 +6,7 @@ on training folds only.
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import numpy as np
 
@@ -75,7 +76,8 @@ def fit_adapted(name: str, X: np.ndarray, y: np.ndarray, X_unlabelled: np.ndarra
     return _self_train(fit_classifier(name, X, y, seed=seed), X_unlabelled, refit, rounds)
 
 
-def _self_train(model: Pipeline, X_unlabelled: np.ndarray, refit, rounds: int) -> Pipeline:
+def _self_train(model: Pipeline, X_unlabelled: np.ndarray, refit: Callable[[np.ndarray, np.ndarray], Pipeline],
+                rounds: int) -> Pipeline:
     for done in range(1, rounds + 1):
         probabilities = model.predict_proba(X_unlabelled)
         guesses = model.classes_[probabilities.argmax(axis=1)]

@@ -164,16 +164,20 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     y = catalog["label"].to_numpy()
     fit = _keras_fitter(cfg, labels, emit, stop) if keras_model else _sklearn_fitter(cfg)
     history: dict[str, list[dict]] = {}
-    state = {"model": None, "stopped": False}
+    state = {"model": None, "stopped": False, "adaptation": None}
     splits = make_splits(catalog, cfg.protocol, folds=cfg.folds, seed=cfg.seed)
 
     def fit_rows(rows: np.ndarray, fold: int | None, name: str):
         fit_part, val_part = (validation_rows(catalog, rows, cfg.protocol, share=cfg.validation_share,
                                               seed=cfg.seed) if keras_model else (rows, rows[:0]))
-        model, epochs, stopped = fit(training_rows(X, y, fit_part, augmented), (X[val_part], y[val_part]),
-                                     fold, len(splits))
+        train_part = training_rows(X, y, fit_part, augmented)
+        model, epochs, stopped = fit(train_part, (X[val_part], y[val_part]), fold, len(splits))
         history[name] = epochs
         state.update(model=model, stopped=stopped)
+        if fold is None and cfg.model == "ridge" and cfg.speaker_norm:  # what the saved model needs to adapt
+            from .classifiers import ridge_adaptation
+
+            state["adaptation"] = ridge_adaptation(model, train_part[0])
         return model
 
     def fit_predict(split, i: int):
@@ -189,20 +193,15 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
                        on_fold=lambda i, n, fold: emit(Event("fold", fold=i, folds=n, metrics=fold)),
                        protocol=cfg.protocol, features=cfg.features, classifier=cfg.model, seed=cfg.seed,
                        speaker_norm=cfg.speaker_norm, augmentation=list(cfg.augmentation))
-    adaptation = None
     if not state["stopped"]:
         emit(Event("final", folds=len(splits)))
-        model = fit_rows(np.arange(len(catalog)), None, "final")
-        if cfg.model == "ridge" and cfg.speaker_norm:
-            from .classifiers import ridge_adaptation
-
-            adaptation = ridge_adaptation(model, training_rows(X, y, np.arange(len(catalog)), augmented)[0])
+        fit_rows(np.arange(len(catalog)), None, "final")
     emit(Event("stopped" if state["stopped"] else "done", folds=len(splits)))
     return TrainingRun(config=cfg, labels=labels, result=result, model=state["model"], history=history,
                        stopped=state["stopped"], corpora=sorted(catalog["corpus"].unique()),
                        n_clips=len(catalog), n_speakers=int(catalog["speaker"].nunique()),
                        label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()},
-                       speaker_std=speaker_std, adaptation=adaptation)
+                       speaker_std=speaker_std, adaptation=state["adaptation"])
 
 
 def _sklearn_fitter(cfg: TrainConfig):
