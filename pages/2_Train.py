@@ -9,6 +9,7 @@ import streamlit as st
 from app_common import catalog_or_message, page_config
 from ser_core import config, plots
 from ser_core.errors import SerError
+from ser_core.evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS
 
 page_config("Train")
 st.title("Train and evaluate")
@@ -18,6 +19,7 @@ def show_result(result: dict, key: str) -> None:
     """Figures of an EvaluationResult (as a dict): the protocol first, always."""
     pooled = result["pooled"]
     st.info(f"Protocol: **{result['protocol']}** ({result['description']}), {result['folds']} folds"
+            + (f", adapted: {ADAPTATION_DESCRIPTION}" if result.get("adapted") else "")
             + ("" if result.get("complete", True) else f", stopped after {len(result['per_fold'])} folds")
             + f" · {', '.join(result['corpora'])}: {result['n_clips']} clips, {result['n_speakers']} speakers")
     a, b, c = st.columns(3)
@@ -56,7 +58,6 @@ train_tab, models_tab = st.tabs(["Train a model", "Saved models"])
 with train_tab:
     from ser_core.augment import AUGMENTATIONS
     from ser_core.corpora import select
-    from ser_core.evaluation import PROTOCOL_DESCRIPTIONS
     from ser_core.models import MODELS, OPTIMIZERS
     from ser_core.features import PIPELINES
     from ser_core.training import BASELINES, TrainConfig, TrainingJob, save_run
@@ -82,13 +83,16 @@ with train_tab:
             optimizer = right.selectbox("Optimizer", OPTIMIZERS)
             augmentation = left.multiselect("Augmentation (training folds only)", AUGMENTATIONS)
             speaker_norm = left.checkbox("Per-speaker normalisation")
+            adapt = left.checkbox(f"Adapt to the test speakers ({', '.join(BASELINES)})",
+                                  help="Self-trains each fold's model on its test clips, without their labels: "
+                                       "how a model does once it has heard a speaker's whole session.")
             start = st.form_submit_button("Train", type="primary")
         if start:
             try:
                 cfg = TrainConfig(model=model, features=features, protocol=protocol, folds=int(folds),
                                   epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
                                   dropout=float(dropout), optimizer=optimizer, augmentation=tuple(augmentation),
-                                  speaker_norm=speaker_norm)
+                                  speaker_norm=speaker_norm, adapt=adapt)
                 chosen = select(clips, corpus=corpora, speaker=speakers)
                 if chosen.empty:
                     raise SerError("No clips match this choice of corpora and speakers.")

@@ -292,12 +292,12 @@ def list_models() -> list[dict]:
                 continue
             evaluation = metadata.get("evaluation") or {}
             result = evaluation.get("pooled") or {}
-            protocol = evaluation.get("protocol", "?")
+            protocol = evaluation.get("protocol", "?") + (", adapted" if evaluation.get("adapted") else "")
             classifier = metadata.get("classifier", metadata["kind"])
             summary = (f"{metadata['features']['name']} + {classifier}"
                        + (", per-speaker normalisation (calibrate on the speaker first)"
                           if metadata.get("speaker_norm") else "")
-                       + (f", {protocol} protocol: accuracy {result['accuracy']:.1%}, UAR {result['uar']:.1%}"
+                       + (f", protocol {protocol}: accuracy {result['accuracy']:.1%}, UAR {result['uar']:.1%}"
                           if result else ""))
             found.append({"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
                           "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL,

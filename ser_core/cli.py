@@ -158,7 +158,7 @@ def cmd_train(args) -> int:
     base = TrainConfig.load(args.config).to_dict() if args.config else {}
     flags = {key: getattr(args, key) for key in ("model", "features", "protocol", "folds", "seed", "epochs",
                                                  "batch_size", "learning_rate", "dropout", "optimizer",
-                                                 "speaker_norm", "patience")}
+                                                 "speaker_norm", "adapt", "patience")}
     if args.augment:
         flags["augmentation"] = _corpus_list(args.augment)
     if flags["model"] and not flags["features"] and "features" in base:
@@ -424,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, help="epochs without improvement before a fit stops")
     p.add_argument("--augment", help="augmentations for training folds only: noise,stretch,shift,pitch")
     p.add_argument("--speaker-norm", action="store_true", default=None, help="standardise features per speaker")
+    p.add_argument("--adapt", action="store_true", default=None,
+                   help="self-train each fold's model on its test clips, unlabelled (scikit-learn models; a "
+                        "transductive protocol); the saved model is fitted on all clips as without it")
     p.add_argument("--out", help="folder to save into (default: your user models folder)")
     p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
 

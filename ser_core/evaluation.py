@@ -24,6 +24,8 @@ PROTOCOL_DESCRIPTIONS = {
     "random": "random stratified split: the same speakers (and clips' copies) on both sides; inflated",
     "corpus": "cross-corpus: train on the other corpora, test on the held-out one (shared labels only)",
 }
+# What `adapt` does to each fold's model, wherever a figure made with it is shown.
+ADAPTATION_DESCRIPTION = "each fold's model self-trained on its test clips, unlabelled (transductive)"
 
 # Per-clip predictions, one row per test clip of every fold; then one "prob_<label>" column per label when the
 # classifier gives probabilities.
@@ -153,7 +155,7 @@ class EvaluationResult:
             f"data: {', '.join(self.corpora)}: {self.n_clips} clips, {self.n_speakers} speakers",
             f"model: {self.features} features + {self.classifier}"
             + (", per-speaker normalisation" if self.speaker_norm else "")
-            + (", adapted to each test fold's unlabelled clips (self-training)" if self.adapted else "")
+            + (f", adapted: {ADAPTATION_DESCRIPTION}" if self.adapted else "")
             + (f", augmentation {'+'.join(self.augmentation)} (training folds only)" if self.augmentation else ""),
             f"accuracy {self.pooled['accuracy']:.1%}{spread}, UAR {self.pooled['uar']:.1%}, "
             f"macro F1 {self.pooled['macro_f1']:.1%}",

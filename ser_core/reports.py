@@ -29,6 +29,7 @@ import pandas as pd
 
 from . import config
 from .errors import ModelError
+from .evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS
 
 PROTOCOL_EXPLANATIONS = {
     "speaker": "Every test fold holds speakers that the model never heard in training, so these figures estimate "
@@ -78,7 +79,7 @@ def _card(evaluation: dict, *, name: str, model: str, features: str, corpora: li
             "speaker normalisation": "yes (calibrate on the speaker first)" if speaker_norm else "no",
             "augmentation": ("+".join(augmentation) + " (training folds only)") if augmentation else "none"}
     if evaluation.get("adapted"):
-        card["adaptation"] = "self-trained on each test fold's clips, unlabelled (transductive)"
+        card["adaptation"] = ADAPTATION_DESCRIPTION
     if created:
         card["saved"] = created
     card["evaluated"] = evaluation.get("date", "")
@@ -415,7 +416,7 @@ def html_report(source: Any, *, events: Iterable | None = None, title: str | Non
               f"<li>data: {_e(_join(ev['corpora']))}: {_e(ev['n_clips'])} clips, {_e(ev['n_speakers'])} speakers</li>",
               f"<li>features: {_e(ev['features'])}; model: {_e(ev['classifier'])}</li>",
               f"<li>per-speaker normalisation: {'yes' if ev.get('speaker_norm') else 'no'}</li>",
-              *(["<li>adapted: each fold's model self-trained on its test clips, unlabelled</li>"]
+              *([f"<li>adapted: {ADAPTATION_DESCRIPTION}</li>"]
                 if ev.get("adapted") else []),
               "<li>augmentation: " + (_e("+".join(ev["augmentation"])) + " (training folds only)"
                                       if ev.get("augmentation") else "none") + "</li>",
@@ -478,6 +479,4 @@ def html_report(source: Any, *, events: Iterable | None = None, title: str | Non
 
 
 def _protocol_description(protocol: str) -> str:
-    from .evaluation import PROTOCOL_DESCRIPTIONS
-
     return PROTOCOL_DESCRIPTIONS.get(protocol, protocol)

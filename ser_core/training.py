@@ -39,6 +39,7 @@ class TrainConfig:
     optimizer: str = "adam"
     augmentation: tuple[str, ...] = ()
     speaker_norm: bool = False
+    adapt: bool = False              # self-train each fold's model on its test clips, unlabelled (transductive)
     protocol: str = config.DEFAULT_PROTOCOL
     folds: int = config.DEFAULT_FOLDS
     seed: int = config.DEFAULT_SEED
@@ -69,6 +70,8 @@ class TrainConfig:
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (self.folds >= 2, "folds must be 2 or more"),
             (self.patience >= 1, "patience must be 1 or more"),
+            (not self.adapt or self.model in BASELINES,
+             f"only the scikit-learn models ({', '.join(BASELINES)}) adapt to the test speakers"),
             (0 < self.validation_share < 0.5, "validation share must be in (0, 0.5)"),
         ]
         for ok, message in checks:
@@ -167,11 +170,16 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     state = {"model": None, "stopped": False, "adaptation": None}
     splits = make_splits(catalog, cfg.protocol, folds=cfg.folds, seed=cfg.seed)
 
-    def fit_rows(rows: np.ndarray, fold: int | None, name: str):
+    def fit_rows(rows: np.ndarray, fold: int | None, name: str, test: np.ndarray | None = None):
         fit_part, val_part = (validation_rows(catalog, rows, cfg.protocol, share=cfg.validation_share,
                                               seed=cfg.seed) if keras_model else (rows, rows[:0]))
         train_part = training_rows(X, y, fit_part, augmented)
-        model, epochs, stopped = fit(train_part, (X[val_part], y[val_part]), fold, len(splits))
+        if cfg.adapt and test is not None:  # as evaluate(adapt=True); the final fit has no test clips to adapt to
+            from .classifiers import fit_adapted
+
+            model, epochs, stopped = fit_adapted(cfg.model, *train_part, X[test], seed=cfg.seed), [], False
+        else:
+            model, epochs, stopped = fit(train_part, (X[val_part], y[val_part]), fold, len(splits))
         history[name] = epochs
         state.update(model=model, stopped=stopped)
         if fold is None and cfg.model == "ridge" and cfg.speaker_norm:  # what the saved model needs to adapt
@@ -184,7 +192,7 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
         if stop is not None and stop.is_set():
             state["stopped"] = True
             return None
-        model = fit_rows(split.train, i, split.name)
+        model = fit_rows(split.train, i, split.name, split.test)
         if state["stopped"]:
             return None
         return _predict_labels(model, X[split.test], labels, keras_model)
@@ -192,7 +200,7 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     result = run_folds(catalog, splits, fit_predict,
                        on_fold=lambda i, n, fold: emit(Event("fold", fold=i, folds=n, metrics=fold)),
                        protocol=cfg.protocol, features=cfg.features, classifier=cfg.model, seed=cfg.seed,
-                       speaker_norm=cfg.speaker_norm, augmentation=list(cfg.augmentation))
+                       speaker_norm=cfg.speaker_norm, augmentation=list(cfg.augmentation), adapted=cfg.adapt)
     if not state["stopped"]:
         emit(Event("final", folds=len(splits)))
         fit_rows(np.arange(len(catalog)), None, "final")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ser_core import config
+from ser_core.evaluation import ADAPTATION_DESCRIPTION
 from tests.clips import write_clip
 from tests.conftest import PROJECT_ROOT
 from tests.corpus_trees import EMOTION_VOICE, write_ravdess_tree
@@ -55,7 +56,7 @@ def test_evaluate_reports_its_protocol(data_dir):
     adapted = ser("evaluate", "--data-dir", data_dir, "--features", "librosa180", "--classifier", "svm",
                   "--protocol", "speaker", "--folds", "3", "--adapt")
     assert adapted.returncode == 0, adapted.stderr
-    assert "adapted to each test fold's unlabelled clips (self-training)" in adapted.stdout  # the figure says so
+    assert ADAPTATION_DESCRIPTION in adapted.stdout  # the figure says so
     text = ser("evaluate", "--data-dir", data_dir, "--features", "librosa180", "--protocol", "random",
                "--folds", "3", "--augment", "noise")
     assert text.returncode == 0, text.stderr
@@ -66,8 +67,9 @@ def test_evaluate_reports_its_protocol(data_dir):
 def test_train_then_predict_files_and_folders(data_dir, tmp_path):
     trained = ser("train", "--data-dir", data_dir, "--model", "svm", "--features", "librosa180",
                   "--name", "cli-model",
-                  "--out", tmp_path, "--folds", "2", "--json")
+                  "--out", tmp_path, "--folds", "2", "--adapt", "--json")  # adapted figures; the same model
     assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["evaluation"]["adapted"]
     model = json.loads(trained.stdout)["model"]
     clips = tmp_path / "clips"  # an unseen voice, pitched between the training actors
     write_clip(clips / "a.wav", f0=EMOTION_VOICE[5][0] * 1.14, level=EMOTION_VOICE[5][1], duration=0.8,
@@ -88,6 +90,7 @@ def test_train_then_predict_files_and_folders(data_dir, tmp_path):
     (["predict", "/nonexistent/clip.wav", "--model", "nope"], "nope"),
     (["train", "--data-dir", "{data}", "--name", "x", "--model", "cnn2d", "--features", "egemaps"], "logmel"),
     (["train", "--data-dir", "{data}", "--name", "x", "--config", "/nonexistent/config.json"], "config"),
+    (["train", "--data-dir", "{data}", "--name", "x", "--model", "mlp", "--adapt"], "scikit-learn"),
 ])
 def test_bad_input_is_one_clear_line(args, message, data_dir):
     result = ser(*[arg.replace("{data}", str(data_dir)) for arg in args])

@@ -8,7 +8,7 @@ import pytest
 from ser_core.classifiers import make_classifier
 from ser_core.errors import OptionError
 from ser_core.corpora import build_catalog
-from ser_core.evaluation import compute_metrics, cross_validate, evaluate, make_splits
+from ser_core.evaluation import ADAPTATION_DESCRIPTION, compute_metrics, cross_validate, evaluate, make_splits
 
 LABELS4 = ["neutral", "happy", "sad", "angry"]
 
@@ -160,7 +160,7 @@ def test_ridge_recognises_emotions_across_the_two_tess_speakers_and_adapts_to_th
     assert plain.pooled["accuracy"] > 0.4, plain.pooled["accuracy"]  # chance is 14.3% over 7 emotions
 
     adapted = evaluate(catalog, **how, adapt=True)
-    assert adapted.adapted and "self-training" in adapted.summary()
+    assert adapted.adapted and ADAPTATION_DESCRIPTION in adapted.summary()
     assert adapted.pooled["accuracy"] > plain.pooled["accuracy"] + 0.08, (plain.pooled, adapted.pooled)
 
     scrambled = catalog.copy()  # OAF's labels shuffled: where OAF is the test speaker, nothing may change

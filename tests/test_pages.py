@@ -12,6 +12,7 @@ import soundfile as sf
 from streamlit.testing.v1 import AppTest
 
 from ser_core import config
+from ser_core.evaluation import ADAPTATION_DESCRIPTION
 from tests.clips import voice
 from tests.conftest import PROJECT_ROOT
 from tests.corpus_trees import write_ravdess_tree
@@ -166,6 +167,25 @@ def test_train_evaluate_save_and_compare(monkeypatch, data_root):
     assert "my-first-svm" in at.success[0].value
     at = page("2_Train.py", monkeypatch, data_root)
     assert "my-first-svm" in at.dataframe[0].value["name"].tolist()
+
+
+def test_train_adapted_to_the_test_speakers_says_so_in_its_figures_and_model_list(monkeypatch, data_root):
+    at = page("2_Train.py", monkeypatch, data_root)
+    at.selectbox[1].set_value("librosa180")  # the SVM
+    at.number_input[0].set_value(2)
+    at.checkbox[1].check()                   # adapt to the test speakers
+    at.button[0].click().run()
+    wait_for_job(at)
+    assert not at.exception and not at.error
+    assert f"adapted: {ADAPTATION_DESCRIPTION}" in at.info[0].value
+    at.text_input[0].set_value("adapted-svm")
+    at.button(key="FormSubmitter:save-Save model").click().run()
+    at = page("2_Train.py", monkeypatch, data_root)
+    assert at.dataframe[0].value.set_index("name").loc["adapted-svm", "protocol"] == "speaker, adapted"
+    at.selectbox[0].set_value("mlp")  # a Keras model cannot adapt: a message, not a run
+    at.checkbox[1].check()
+    at.button[0].click().run()
+    assert "only the scikit-learn models" in at.error[0].value and not at.exception
 
 
 def test_train_a_keras_model_draws_live_curves_and_stops(monkeypatch, data_root):

@@ -9,16 +9,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from sklearn.linear_model import RidgeClassifier
 
 from ser_core import config
-from ser_core.bundles import load_bundle
+from ser_core.bundles import list_models, load_bundle
 from ser_core.classifiers import RIDGE_ALPHA, adapt_ridge, fit_classifier, ridge_adaptation
 from ser_core.corpora import build_catalog
 from ser_core.errors import ModelError, OptionError
-from ser_core.evaluation import validation_rows
+from ser_core.evaluation import ADAPTATION_DESCRIPTION, evaluate, validation_rows
 from ser_core.audio import load_audio
 from ser_core.features import extract, extract_features, normalize_by_speaker
 from ser_core.inference import SILENCE, Predictor
@@ -133,7 +134,27 @@ def test_a_run_is_reproducible_from_its_saved_config(tmp_path, catalog):
     np.testing.assert_allclose(second.model.predict(X, verbose=0), load_bundle(first).predict_proba(X), atol=1e-5)
 
 
+def test_training_adapted_to_the_test_speakers_gives_evaluates_figures_and_saves_the_plain_model(tmp_path, catalog):
+    """The Train page's "Adapt to the test speakers" is `evaluate --adapt`: the same fold predictions, a figure
+    that says it was adapted; the model it saves is fitted on every clip as without it (no test clips there)."""
+    how = dict(model="svm", features="librosa180", folds=2)
+    adapted = train(catalog, TrainConfig(**how, adapt=True), n_jobs=1)
+    expected = evaluate(catalog, features="librosa180", classifier="svm", folds=2, adapt=True, n_jobs=1)
+    assert adapted.result.adapted and ADAPTATION_DESCRIPTION in adapted.result.summary()
+    pd.testing.assert_frame_equal(adapted.result.predictions, expected.predictions)
+    plain = train(catalog, TrainConfig(**how), n_jobs=1)
+    assert not plain.result.adapted
+    X = extract_features(catalog, "librosa180", n_jobs=1)
+    np.testing.assert_array_equal(adapted.model.predict_proba(X), plain.model.predict_proba(X))
+    save_run(adapted, "adapted")
+    [listed] = list_models()[-1:]
+    assert listed["name"] == "adapted" and listed["protocol"] == "speaker, adapted"
+    assert TrainConfig.load(config.user_models_dir() / "adapted" / "metadata.json").adapt
+
+
 def test_bad_configs_say_what_would_work():
+    with pytest.raises(OptionError, match="only the scikit-learn models"):
+        TrainConfig(model="mlp", adapt=True)
     with pytest.raises(OptionError, match="logmel"):
         TrainConfig(model="cnn2d", features="egemaps")
     with pytest.raises(OptionError, match="dropout"):
