@@ -65,34 +65,47 @@ with train_tab:
     clips = catalog_or_message()
     job = st.session_state.get("job")
     if clips is not None and (job is None or job.done):
+        # The last run's choices, so that the next one can change a single thing (hidden widgets forget theirs).
+        last = st.session_state.get("train_form", {})
+        models = BASELINES + tuple(MODELS)
         with st.form("train"):
             left, middle, right = st.columns(3)
-            corpora = left.multiselect("Corpora", sorted(clips["corpus"].unique()),
-                                       default=sorted(clips["corpus"].unique()))
-            speakers = left.multiselect("Only these speakers (empty: all)", sorted(clips["speaker"].unique()))
-            model = middle.selectbox("Model", BASELINES + tuple(MODELS), index=0)
-            features = middle.selectbox("Features", ["", *PIPELINES],
+            corpus_names = sorted(clips["corpus"].unique())
+            speaker_names = sorted(clips["speaker"].unique())
+            corpora = left.multiselect("Corpora", corpus_names,
+                                       default=[c for c in last.get("corpora", corpus_names) if c in corpus_names])
+            speakers = left.multiselect("Only these speakers (empty: all)", speaker_names,
+                                        default=[s for s in last.get("speakers", []) if s in speaker_names])
+            model = middle.selectbox("Model", models, index=models.index(last.get("model", models[0])))
+            feature_names = ["", *PIPELINES]
+            features = middle.selectbox("Features", feature_names, index=feature_names.index(last.get("features", "")),
                                         format_func=lambda f: f or "the model's default")
-            protocol = middle.radio("Protocol", list(PROTOCOL_DESCRIPTIONS), format_func=lambda p: p,
+            protocols = list(PROTOCOL_DESCRIPTIONS)
+            protocol = middle.radio("Protocol", protocols, index=protocols.index(last.get("protocol", protocols[0])),
                                     captions=list(PROTOCOL_DESCRIPTIONS.values()))
-            folds = right.number_input("Folds", 2, 24, config.DEFAULT_FOLDS)
-            epochs = right.number_input("Epochs (Keras models)", 1, 500, TrainConfig.epochs)
-            batch_size = right.number_input("Batch size", 1, 1024, TrainConfig.batch_size)
-            learning_rate = right.number_input("Learning rate", 1e-5, 1.0, TrainConfig.learning_rate, format="%.5f")
-            dropout = right.slider("Dropout", 0.0, 0.9, TrainConfig.dropout)
-            optimizer = right.selectbox("Optimizer", OPTIMIZERS)
-            augmentation = left.multiselect("Augmentation (training folds only)", AUGMENTATIONS)
-            speaker_norm = left.checkbox("Per-speaker normalisation")
-            adapt = left.checkbox(f"Adapt to the test speakers ({', '.join(BASELINES)})",
-                                  help="Self-trains each fold's model on its test clips, without their labels: "
-                                       "how a model does once it has heard a speaker's whole session.")
+            folds = right.number_input("Folds", 2, 24, last.get("folds", config.DEFAULT_FOLDS))
+            epochs = right.number_input("Epochs (Keras models)", 1, 500, last.get("epochs", TrainConfig.epochs))
+            batch_size = right.number_input("Batch size", 1, 1024, last.get("batch_size", TrainConfig.batch_size))
+            learning_rate = right.number_input("Learning rate", 1e-5, 1.0,
+                                               last.get("learning_rate", TrainConfig.learning_rate), format="%.5f")
+            dropout = right.slider("Dropout", 0.0, 0.9, last.get("dropout", TrainConfig.dropout))
+            optimizer = right.selectbox("Optimizer", OPTIMIZERS,
+                                        index=OPTIMIZERS.index(last.get("optimizer", OPTIMIZERS[0])))
+            augmentation = left.multiselect("Augmentation (training folds only)", AUGMENTATIONS,
+                                            default=last.get("augmentation", []))
+            speaker_norm = left.checkbox("Per-speaker normalisation", last.get("speaker_norm", False))
+            adapt = left.checkbox("Adapt to the test speakers", last.get("adapt", False),
+                                  help=f"For {', '.join(BASELINES)}: self-trains each fold's model on its test clips, "
+                                       "without their labels, as a model does once it has heard a speaker's whole "
+                                       "session.")
             start = st.form_submit_button("Train", type="primary")
         if start:
+            choice = dict(model=model, features=features, protocol=protocol, folds=int(folds), epochs=int(epochs),
+                          batch_size=int(batch_size), learning_rate=float(learning_rate), dropout=float(dropout),
+                          optimizer=optimizer, augmentation=augmentation, speaker_norm=speaker_norm, adapt=adapt)
+            st.session_state["train_form"] = {**choice, "corpora": corpora, "speakers": speakers}
             try:
-                cfg = TrainConfig(model=model, features=features, protocol=protocol, folds=int(folds),
-                                  epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
-                                  dropout=float(dropout), optimizer=optimizer, augmentation=tuple(augmentation),
-                                  speaker_norm=speaker_norm, adapt=adapt)
+                cfg = TrainConfig(**choice)
                 chosen = select(clips, corpus=corpora, speaker=speakers)
                 if chosen.empty:
                     raise SerError("No clips match this choice of corpora and speakers.")

@@ -178,6 +178,8 @@ def test_train_adapted_to_the_test_speakers_says_so_in_its_figures_and_model_lis
     wait_for_job(at)
     assert not at.exception and not at.error
     assert f"adapted: {ADAPTATION_DESCRIPTION}" in at.info[0].value
+    # The form comes back with this run's choices, so that the next run can change one thing (adapt or not).
+    assert (at.selectbox[1].value, at.number_input[0].value, at.checkbox[1].value) == ("librosa180", 2, True)
     at.text_input[0].set_value("adapted-svm")
     at.button(key="FormSubmitter:save-Save model").click().run()
     at = page("2_Train.py", monkeypatch, data_root)
