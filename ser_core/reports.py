@@ -416,7 +416,7 @@ def html_report(source: Any, *, events: Iterable | None = None, title: str | Non
               f"<li>data: {_e(_join(ev['corpora']))}: {_e(ev['n_clips'])} clips, {_e(ev['n_speakers'])} speakers</li>",
               f"<li>features: {_e(ev['features'])}; model: {_e(ev['classifier'])}</li>",
               f"<li>per-speaker normalisation: {'yes' if ev.get('speaker_norm') else 'no'}</li>",
-              *([f"<li>adapted: {ADAPTATION_DESCRIPTION}</li>"]
+              *([f"<li>adapted: {_e(ADAPTATION_DESCRIPTION)}</li>"]
                 if ev.get("adapted") else []),
               "<li>augmentation: " + (_e("+".join(ev["augmentation"])) + " (training folds only)"
                                       if ev.get("augmentation") else "none") + "</li>",

@@ -144,6 +144,8 @@ def test_training_adapted_to_the_test_speakers_gives_evaluates_figures_and_saves
     pd.testing.assert_frame_equal(adapted.result.predictions, expected.predictions)
     plain = train(catalog, TrainConfig(**how), n_jobs=1)
     assert not plain.result.adapted
+    probabilities = [run.result.predictions.filter(like="prob_").to_numpy() for run in (adapted, plain)]
+    assert not np.allclose(*probabilities)  # the folds' models did adapt
     X = extract_features(catalog, "librosa180", n_jobs=1)
     np.testing.assert_array_equal(adapted.model.predict_proba(X), plain.model.predict_proba(X))
     save_run(adapted, "adapted")
