@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_common import catalog_or_message, page_config
-from ser_core import config, plots
+from ser_core import plots
 from ser_core.errors import SerError
 from ser_core.evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS
 
@@ -65,36 +65,34 @@ with train_tab:
     clips = catalog_or_message()
     job = st.session_state.get("job")
     if clips is not None and (job is None or job.done):
-        # The last run's choices, so that the next one can change a single thing (hidden widgets forget theirs).
-        last = st.session_state.get("train_form", {})
         models = BASELINES + tuple(MODELS)
+        corpus_names, speaker_names = sorted(clips["corpus"].unique()), sorted(clips["speaker"].unique())
+        # The last run's choices, so that the next one can change a single thing (hidden widgets forget theirs).
+        last = {**TrainConfig(model=models[0]).to_dict(), "features": "", "corpora": corpus_names, "speakers": [],
+                **st.session_state.get("train_form", {})}
         with st.form("train"):
             left, middle, right = st.columns(3)
-            corpus_names = sorted(clips["corpus"].unique())
-            speaker_names = sorted(clips["speaker"].unique())
             corpora = left.multiselect("Corpora", corpus_names,
-                                       default=[c for c in last.get("corpora", corpus_names) if c in corpus_names])
+                                       default=[c for c in last["corpora"] if c in corpus_names])
             speakers = left.multiselect("Only these speakers (empty: all)", speaker_names,
-                                        default=[s for s in last.get("speakers", []) if s in speaker_names])
-            model = middle.selectbox("Model", models, index=models.index(last.get("model", models[0])))
+                                        default=[s for s in last["speakers"] if s in speaker_names])
+            model = middle.selectbox("Model", models, index=models.index(last["model"]))
             feature_names = ["", *PIPELINES]
-            features = middle.selectbox("Features", feature_names, index=feature_names.index(last.get("features", "")),
+            features = middle.selectbox("Features", feature_names, index=feature_names.index(last["features"]),
                                         format_func=lambda f: f or "the model's default")
             protocols = list(PROTOCOL_DESCRIPTIONS)
-            protocol = middle.radio("Protocol", protocols, index=protocols.index(last.get("protocol", protocols[0])),
+            protocol = middle.radio("Protocol", protocols, index=protocols.index(last["protocol"]),
                                     captions=list(PROTOCOL_DESCRIPTIONS.values()))
-            folds = right.number_input("Folds", 2, 24, last.get("folds", config.DEFAULT_FOLDS))
-            epochs = right.number_input("Epochs (Keras models)", 1, 500, last.get("epochs", TrainConfig.epochs))
-            batch_size = right.number_input("Batch size", 1, 1024, last.get("batch_size", TrainConfig.batch_size))
-            learning_rate = right.number_input("Learning rate", 1e-5, 1.0,
-                                               last.get("learning_rate", TrainConfig.learning_rate), format="%.5f")
-            dropout = right.slider("Dropout", 0.0, 0.9, last.get("dropout", TrainConfig.dropout))
-            optimizer = right.selectbox("Optimizer", OPTIMIZERS,
-                                        index=OPTIMIZERS.index(last.get("optimizer", OPTIMIZERS[0])))
+            folds = right.number_input("Folds", 2, 24, last["folds"])
+            epochs = right.number_input("Epochs (Keras models)", 1, 500, last["epochs"])
+            batch_size = right.number_input("Batch size", 1, 1024, last["batch_size"])
+            learning_rate = right.number_input("Learning rate", 1e-5, 1.0, last["learning_rate"], format="%.5f")
+            dropout = right.slider("Dropout", 0.0, 0.9, last["dropout"])
+            optimizer = right.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(last["optimizer"]))
             augmentation = left.multiselect("Augmentation (training folds only)", AUGMENTATIONS,
-                                            default=last.get("augmentation", []))
-            speaker_norm = left.checkbox("Per-speaker normalisation", last.get("speaker_norm", False))
-            adapt = left.checkbox("Adapt to the test speakers", last.get("adapt", False),
+                                            default=last["augmentation"])
+            speaker_norm = left.checkbox("Per-speaker normalisation", last["speaker_norm"])
+            adapt = left.checkbox("Adapt to the test speakers", last["adapt"],
                                   help=f"For {', '.join(BASELINES)}: self-trains each fold's model on its test clips, "
                                        "without their labels, as a model does once it has heard a speaker's whole "
                                        "session.")

@@ -6,7 +6,7 @@ windows are marked silent, not classified.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -120,8 +120,6 @@ class Predictor:
         peak-normalised, as training clips were, so the microphone's level does not matter. A model saved with
         what adaptation needs (a speaker-normalised `ridge`) also self-trains on the clips, unlabelled
         (classifiers.adapt_ridge), starting again from the saved model each time. Returns clips used."""
-        from dataclasses import replace
-
         from .audio import is_silent, peak_normalize
         from .features import extract, speaker_stats
 
