@@ -127,10 +127,11 @@ def test_train_then_predict_an_unseen_speaker(tmp_path, corpus):
     assert set(prediction.probabilities) == {"neutral", "happy", "sad", "angry"}
 
 
-def test_shipped_default_model_classifies_real_clips(shared_corpora):
-    if not (config.SHIPPED_MODELS_DIR / config.DEFAULT_MODEL).is_dir():
-        pytest.fail("the default model is not shipped in models/")
-    predictor = Predictor.load()
+@pytest.mark.parametrize("name", [None, "compare-ge2e-ridge-unnormalised"])  # the default; the most accurate
+def test_shipped_single_clip_models_classify_real_clips_without_calibration(shared_corpora, name):
+    if not (config.SHIPPED_MODELS_DIR / (name or config.DEFAULT_MODEL)).is_dir():
+        pytest.fail(f"{name or config.DEFAULT_MODEL} is not shipped in models/")
+    predictor = Predictor.load(name)
     catalog = build_catalog(shared_corpora)
     sample = catalog.groupby(["corpus", "label"]).head(3)
     correct = [predictor.predict(row.path).label == row.label for row in sample.itertuples()]
@@ -155,3 +156,4 @@ def test_model_list_puts_the_default_first_and_says_which_need_calibration():
     assert list(models)[0] == config.DEFAULT_MODEL  # what every page's model box shows first
     assert "calibrate on the speaker first" in models["compare-ge2e-ridge"]["summary"]
     assert "calibrate" not in models[config.DEFAULT_MODEL]["summary"]
+    assert "calibrate" not in models["compare-ge2e-ridge-unnormalised"]["summary"]

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from ser_core import config
 from ser_core.evaluation import ADAPTATION_DESCRIPTION
+from ser_core.inference import Predictor
 from tests.clips import voice
 from tests.conftest import PROJECT_ROOT
 from tests.corpus_trees import write_ravdess_tree
@@ -120,7 +121,7 @@ def test_classify_calibrates_a_speaker_normalised_model_on_uploads_of_the_speake
                                                                                    shared_corpora):
     at = page("3_Classify.py", monkeypatch, data_root)
     names = at.selectbox[0].options
-    at.selectbox[0].select_index(next(i for i, name in enumerate(names) if name.startswith("compare-ge2e-ridge")))
+    at.selectbox[0].select_index(names.index("compare-ge2e-ridge (shipped)"))
     at.run()
     calibration, clip = at.file_uploader
     actor = sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))
@@ -144,6 +145,18 @@ def test_classify_calibrates_a_speaker_normalised_model_on_uploads_of_the_speake
     other.selectbox[0].select_index(at.selectbox[0].index).run()
     other.file_uploader[1].upload(actor[0].name, actor[0].read_bytes(), "audio/flac").run()
     assert not other.metric and "recordings of this speaker" in other.info[0].value
+
+
+def test_classify_with_the_unnormalised_compare_model_needs_no_calibration(monkeypatch, data_root, shared_corpora):
+    at = page("3_Classify.py", monkeypatch, data_root)
+    at.selectbox[0].select_index(at.selectbox[0].options.index("compare-ge2e-ridge-unnormalised (shipped)")).run()
+    assert len(at.file_uploader) == 1  # no box for the speaker's recordings
+    clip = sorted((shared_corpora / "tess").rglob("*.wav"))[0]
+    at.file_uploader[0].upload(clip.name, clip.read_bytes(), "audio/wav").run()
+    assert not at.exception and not at.error
+    expected = Predictor.load("compare-ge2e-ridge-unnormalised").predict(clip)
+    assert at.metric[0].value == expected.label
+    assert at.metric[0].delta == f"{expected.probabilities[expected.label]:.0%} probability"
 
 
 def wait_for_job(at: AppTest, timeout: float = 240) -> None:
