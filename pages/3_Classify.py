@@ -111,7 +111,7 @@ def features_panel(model, model_path: str) -> None:
         st.caption(f"Shuffle each of the model's {n_features} features in turn over {explain.IMPORTANCE_CLIPS} corpus "
                    "clips and see how much the model's accuracy falls: the features it leans on most. The first time "
                    "takes a while (on a 2-core machine, 15 s for egemaps-svm's 88 features, about a minute for "
-                   "mfcc-prosody-svm's 242, about three for compare-ge2e-ridge's 8677); then it is remembered.")
+                   "mfcc-prosody-svm's 242, three to four for the compare-ge2e models' 8677); then it is remembered.")
         if not st.button("Rank the features", key="importance"):
             return
     try:
@@ -121,7 +121,7 @@ def features_panel(model, model_path: str) -> None:
         corpus_advice(error)
         return
     done.add(model_path)
-    if not (table["importance"] > 0).any():  # so with compare-ge2e-ridge: 8677 features, none alone matters
+    if not explain.any_feature_matters(table):  # so with the compare-ge2e models: 8677 features, none alone matters
         baseline = table.attrs["baseline"]
         st.info(f"Shuffling any one of this model's {n_features} features leaves its accuracy on "
                 f"{table.attrs['clips']} clips of {table.attrs['source']} at {baseline:.0%}, so no single feature "

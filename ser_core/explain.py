@@ -312,6 +312,13 @@ def permutation_importance(predictor: Predictor | Bundle, X: np.ndarray, y: Sequ
     return table
 
 
+def any_feature_matters(table: pd.DataFrame) -> bool:
+    """Whether shuffling some feature costs the model more than that cost varies between shuffles. Without one,
+    a ranking (permutation_importance's table) orders noise: with thousands of features, one clip lost in one
+    shuffle of five puts a feature on top."""
+    return bool((table["importance"] > table["std"]).any())
+
+
 # What a feature measures, in a student's words: (name prefix, meaning), the first prefix that matches wins.
 _MEANINGS = (
     ("F0semitone", "pitch"), ("F1frequency", "first formant (vowel height)"),

@@ -146,6 +146,19 @@ def test_permutation_importance_ranks_the_informative_feature_first():
     assert table.attrs["baseline"] > 0.85 and table.attrs["clips"] == 240
     smooth = explain.permutation_importance(bundle, X, y, n_repeats=3, metric="log_loss")
     assert smooth["feature"].iloc[0] == "mfcc_3"
+    assert explain.any_feature_matters(table)
+
+
+def test_a_ranking_of_losses_within_their_spread_is_noise():
+    # compare-ge2e-ridge-unnormalised on 200 of its training clips (2026-11-28): of 8677 features, five each lost
+    # one clip in one of five shuffles (0.001 +- 0.002), the rest none.
+    names = [f"f{i}" for i in range(8677)]
+    importance = np.zeros(len(names))
+    importance[:5] = 0.001
+    table = pd.DataFrame({"feature": names, "importance": importance, "std": np.where(importance > 0, 0.002, 0.0)})
+    assert not explain.any_feature_matters(table)
+    table.loc[5, ["importance", "std"]] = 0.005, 0.0  # one clip lost in every shuffle: the model does use it
+    assert explain.any_feature_matters(table)
 
 
 def test_permutation_importance_normalises_per_speaker_or_explains_why_not():
