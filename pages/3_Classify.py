@@ -123,9 +123,9 @@ def features_panel(model, model_path: str) -> None:
     done.add(model_path)
     if not explain.any_feature_matters(table):  # so with the compare-ge2e models: 8677 features, none alone matters
         baseline = table.attrs["baseline"]
-        st.info(f"Shuffling any one of this model's {n_features} features leaves its accuracy on "
-                f"{table.attrs['clips']} clips of {table.attrs['source']} at {baseline:.0%}, so no single feature "
-                "matters on its own here: "
+        st.info(f"On {table.attrs['clips']} clips of {table.attrs['source']} this model is right {baseline:.0%} of "
+                f"the time, and shuffling any one of its {n_features} features costs it no more than that cost varies "
+                "from one shuffle to the next, so no single feature matters on its own here: "
                 + ("they stand in for each other (many measure the same thing). A model with fewer features, such "
                    "as egemaps-svm, gives a readable ranking." if baseline > 0 else
                    "it gets none of these clips right, so there is nothing to lose."))
@@ -162,9 +162,7 @@ elif upload is not None and choice is not None:
             model, calibration = calibrated_predictor(model_path, recordings)
             for message in calibration.skipped:
                 st.warning(f"Calibration skipped {message}")
-            st.caption(f"Calibrated on {calibration.windows} windows of this speaker's speech, from "
-                       f"{calibration.recordings} recordings" + (", and adapted to them." if calibration.adapted
-                                                                 else "."))
+            st.caption("Calibrated on " + calibration.describe("this speaker's") + ".")
         else:
             model = predictor(model_path)
         sr = model.pipeline.sample_rate

@@ -62,9 +62,7 @@ if live.predictor.bundle.metadata.get("speaker_norm"):
         live.start_calibration()
     if b.button("Finish calibration", key="calibrate_end"):
         try:
-            windows = live.finish_calibration()
-            st.success(f"Calibrated on {windows} windows of your speech"
-                       + (", and adapted to them." if live.predictor.adapted else "."))
+            st.success("Calibrated on " + live.finish_calibration().describe("your") + ".")
         except SerError as error:
             st.error(str(error))
 

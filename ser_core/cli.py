@@ -220,9 +220,7 @@ def cmd_predict(args) -> int:
         calibration = predictor.calibrate_files(_audio_paths(args.calibrate), window=args.window, hop=args.hop)
         for message in calibration.skipped:
             print(f"warning: calibration skipped {message}", file=sys.stderr)
-        print(f"calibrated {predictor.name} on {calibration.windows} windows of the speaker's speech from "
-              f"{calibration.recordings} recordings" + (", and adapted to them" if calibration.adapted else ""),
-              file=sys.stderr)
+        print(f"calibrated {predictor.name} on {calibration.describe()}", file=sys.stderr)
     predictor.check_calibrated()  # once, not once per file
     failures = 0
     for path in _audio_paths(args.paths):

@@ -24,9 +24,17 @@ class Calibration:
     read was skipped."""
 
     windows: int
-    recordings: int
+    recordings: int | None  # None for a live microphone
     skipped: list[str]
     adapted: bool  # the model self-trained on those windows too (a model saved with what that needs)
+
+    def describe(self, whose: str = "the speaker's") -> str:
+        """What the pages and the command line report after "calibrated on": the windows of whose speech, from how
+        many recordings, and whether the model adapted to them."""
+        text = f"{self.windows} windows of {whose} speech"
+        if self.recordings is not None:
+            text += f", from {self.recordings} recording{'' if self.recordings == 1 else 's'}"
+        return text + (", and adapted to them" if self.adapted else "")
 
 
 @dataclass(frozen=True)

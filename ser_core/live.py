@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from . import config
-from .inference import SILENCE, Predictor, Timeline, WindowPrediction
+from .inference import SILENCE, Calibration, Predictor, Timeline, WindowPrediction
 
 MAX_RECORDING = 600.0   # seconds of the session kept for the WAV download
 MAX_PENDING = 2         # windows waiting for the worker before the oldest is dropped
@@ -142,14 +142,15 @@ class LiveSession:
         with self._lock:
             self._calibrating = []
 
-    def finish_calibration(self) -> int:
-        """Use the speech collected since start_calibration as the speaker's statistics; returns windows used."""
+    def finish_calibration(self) -> Calibration:
+        """Use the speech collected since start_calibration as the speaker's statistics; says what it used."""
         with self._lock:
             audio = np.concatenate(self._calibrating) if self._calibrating else np.zeros(0, np.float32)
             self._calibrating = None
         from .audio import windows_of
 
-        return self.predictor.calibrate([y for _, y in windows_of(audio, self.sr, self.window, self.hop)])
+        windows = self.predictor.calibrate([y for _, y in windows_of(audio, self.sr, self.window, self.hop)])
+        return Calibration(windows, None, [], self.predictor.adapted)
 
     # --- what the page shows and downloads -----------------------------------------------------------------
 

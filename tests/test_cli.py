@@ -137,7 +137,7 @@ def test_predict_calibrates_a_speaker_normalised_model_on_the_speakers_recording
     calibration = [arg for path in [*actor[:12], notes] for arg in ("--calibrate", path)]
     result = ser("predict", *actor[40:44], "--model", "compare-ge2e-ridge", *calibration, "--json")
     assert result.returncode == 0, result.stderr
-    assert re.search(r"calibrated compare-ge2e-ridge on \d+ windows of the speaker's speech from 12 recordings, "
+    assert re.search(r"calibrated compare-ge2e-ridge on \d+ windows of the speaker's speech, from 12 recordings, "
                      "and adapted to them", result.stderr)
     assert "warning: calibration skipped" in result.stderr and "notes.wav: this is not an audio" in result.stderr
     lines = json_lines(result.stdout)

@@ -129,7 +129,9 @@ def test_calibration_enables_a_speaker_normalised_model(normalised_predictor):
     session = LiveSession(predictor, window=1.0, hop=0.5, max_pending=100)
     session.start_calibration()
     speak_in_four_voices(session)
-    assert session.finish_calibration() >= 4
+    calibration = session.finish_calibration()
+    assert calibration.windows >= 4  # an svm model: normalised, not adapted; a microphone, not recordings
+    assert calibration.describe("your") == f"{calibration.windows} windows of your speech"
     assert not predictor.needs_calibration and not session.results  # calibration speech is not classified
     for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE, f0=EMOTION_VOICE[5][0] * 1.14, seed=9)):
         session.push_frame(frame)
@@ -152,6 +154,7 @@ def test_calibration_on_recordings_skips_the_ones_it_cannot_read_and_says_why(tm
 
     calibration = predictor.calibrate_files([notes, speech, short], window=1.0, hop=0.5)
     assert calibration.windows == 7 and not predictor.needs_calibration
+    assert calibration.describe() == "7 windows of the speaker's speech, from 1 recording"
     assert [message.split(":")[0] for message in calibration.skipped] == ["notes.wav", "short.wav"]
 
 
@@ -169,7 +172,7 @@ def test_an_uncalibrated_model_reports_instead_of_crashing_until_calibrated_mid_
         session.predictor.predict_samples(voice(duration=1.0))
     session.start_calibration()
     speak_in_four_voices(session, level=0.1)
-    assert session.finish_calibration() >= 4
+    assert session.finish_calibration().windows >= 4
     for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE, f0=EMOTION_VOICE[5][0] * 1.14, seed=9)):
         session.push_frame(frame)
     session.close()
