@@ -20,8 +20,8 @@ SILENCE = "silence"
 
 @dataclass(frozen=True)
 class Calibration:
-    """What calibrate_files used: windows of speech from how many recordings, and why each recording it could not
-    read was skipped."""
+    """What a calibration used (calibrate_files, or a live session's finish_calibration): windows of speech from how
+    many recordings, and why each recording it could not read was skipped."""
 
     windows: int
     recordings: int | None  # None for a live microphone
