@@ -359,7 +359,7 @@ def test_classify_says_why_when_no_single_feature_matters(monkeypatch, data_root
                                                           why):
     at = rank_features(monkeypatch, data_root if clips == "generated" else shared_corpora, n_clips=48, n_repeats=2)
     assert not any(fig["layout"]["title"]["text"].startswith("Which features") for fig in figures(at))
-    assert any("this model's 242 features" in info.value and why in info.value for info in at.info)
+    assert any("its 242 features" in info.value and why in info.value for info in at.info)
 
 
 def test_classify_explanation_without_a_corpus_says_how_to_get_one(monkeypatch, tmp_path):

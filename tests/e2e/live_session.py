@@ -66,10 +66,22 @@ def main(out: str, clips: list[str], listen: float = 12, model: str | None = Non
     port = free_port()
     home = tempfile.mkdtemp()
     env = {**os.environ, "SER_CACHE_DIR": f"{home}/cache", "SER_USER_MODELS_DIR": f"{home}/models"}
+    log = Path(home) / "server.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+    def expect(page, locator, what: str, timeout: float = 120_000) -> None:
+        """Wait for what a user would see next; if it never comes, say what the page and the server showed."""
+        try:
+            locator.wait_for(timeout=timeout)
+        except Exception as error:
+            shown = page.locator('[data-testid="stAlert"], [data-testid="stException"]').all_inner_texts()
+            streaming = page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="STOP").count()
+            raise RuntimeError(f"{what} never showed; the page shows {shown}, the stream is "
+                               f"{'on' if streaming else 'off'}, and the server logged:\n"
+                               f"{log.read_text()[-2000:]}") from error
     results = []
     try:
         url = wait_until_healthy(port)
@@ -91,6 +103,9 @@ def main(out: str, clips: list[str], listen: float = 12, model: str | None = Non
                     page.locator('[data-testid="stSelectbox"]').first.click()
                     page.get_by_role("option", name=f"{model} (shipped)").click()
                     page.locator(f'[data-testid="stSelectbox"] input[value="{model} (shipped)"]').wait_for()
+                    if calibrate:  # the page has rerun with the new model
+                        expect(page, page.get_by_role("button", name=re.compile("^Start calibration")),
+                               "the calibration buttons")
                     page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").wait_for()
                 browsers.append(browser)
                 pages.append(page)
@@ -99,7 +114,7 @@ def main(out: str, clips: list[str], listen: float = 12, model: str | None = Non
             calibrated = [None] * len(pages)
             if calibrate:
                 for page in pages:  # the stream flows once the model, given a window, asks for calibration
-                    page.get_by_text(re.compile("calibrate it on")).wait_for()
+                    expect(page, page.get_by_text(re.compile("calibrate it on")), "the request to calibrate")
                     page.get_by_role("button", name=re.compile("^Start calibration")).click()
                 time.sleep(calibrate)
                 for i, page in enumerate(pages):
