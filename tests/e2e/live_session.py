@@ -60,6 +60,18 @@ def server_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def expect(page, locator, what: str, server_log: Path, timeout: float = 120_000) -> None:
+    """Wait for what a user would see next; if it never comes, say what the page and the server showed."""
+    try:
+        locator.wait_for(timeout=timeout)
+    except Exception as error:
+        shown = page.locator('[data-testid="stAlert"], [data-testid="stException"]').all_inner_texts()
+        streaming = page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="STOP").count()
+        raise RuntimeError(f"{what} never showed; the page shows {shown}, the stream is "
+                           f"{'on' if streaming else 'off'}, and the server logged:\n"
+                           f"{server_log.read_text()[-2000:]}") from error
+
+
 def main(out: str, clips: list[str], listen: float = 12, model: str | None = None, calibrate: float = 0) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -67,21 +79,11 @@ def main(out: str, clips: list[str], listen: float = 12, model: str | None = Non
     home = tempfile.mkdtemp()
     env = {**os.environ, "SER_CACHE_DIR": f"{home}/cache", "SER_USER_MODELS_DIR": f"{home}/models"}
     log = Path(home) / "server.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-    def expect(page, locator, what: str, timeout: float = 120_000) -> None:
-        """Wait for what a user would see next; if it never comes, say what the page and the server showed."""
-        try:
-            locator.wait_for(timeout=timeout)
-        except Exception as error:
-            shown = page.locator('[data-testid="stAlert"], [data-testid="stException"]').all_inner_texts()
-            streaming = page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="STOP").count()
-            raise RuntimeError(f"{what} never showed; the page shows {shown}, the stream is "
-                               f"{'on' if streaming else 'off'}, and the server logged:\n"
-                               f"{log.read_text()[-2000:]}") from error
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     results = []
     try:
         url = wait_until_healthy(port)
@@ -105,7 +107,7 @@ def main(out: str, clips: list[str], listen: float = 12, model: str | None = Non
                     page.locator(f'[data-testid="stSelectbox"] input[value="{model} (shipped)"]').wait_for()
                     if calibrate:  # the page has rerun with the new model
                         expect(page, page.get_by_role("button", name=re.compile("^Start calibration")),
-                               "the calibration buttons")
+                               "the calibration buttons", log)
                     page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START").wait_for()
                 browsers.append(browser)
                 pages.append(page)
@@ -114,17 +116,14 @@ def main(out: str, clips: list[str], listen: float = 12, model: str | None = Non
             calibrated = [None] * len(pages)
             if calibrate:
                 for page in pages:  # the stream flows once the model, given a window, asks for calibration
-                    expect(page, page.get_by_text(re.compile("calibrate it on")), "the request to calibrate")
+                    expect(page, page.get_by_text(re.compile("calibrate it on")), "the request to calibrate", log)
                     page.get_by_role("button", name=re.compile("^Start calibration")).click()
                 time.sleep(calibrate)
                 for i, page in enumerate(pages):
                     page.get_by_role("button", name="Finish calibration").click()
                     outcome = page.get_by_text(re.compile(r"^(Calibrated on|Calibration needs)"))
-                    try:
-                        calibrated[i] = outcome.inner_text(timeout=60_000)
-                    except Exception as error:
-                        shown = page.locator('[data-testid="stAlert"], [data-testid="stException"]').all_inner_texts()
-                        raise RuntimeError(f"no calibration outcome on the page, which shows: {shown}") from error
+                    expect(page, outcome, "a calibration outcome", log, timeout=60_000)
+                    calibrated[i] = outcome.inner_text()
             views, rss_mb = [[] for _ in pages], []
             deadline = time.time() + listen + 20
             while time.time() < deadline and min(len(seen) for seen in views) < listen * 2:
