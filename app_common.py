@@ -5,11 +5,20 @@ training runs) lives in st.session_state.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.logger import get_logger
 
-from ser_core import config
+from ser_core import config, jobs
 from ser_core.errors import SerError
+
+_log = get_logger("ser_studio")
+UNEXPECTED = ("Something went wrong on this page (not with your input). Reload the page to try again; if it "
+              "happens again, tell whoever runs the server: the details are in its log.")
 
 
 def page_config(title: str | None = None) -> None:
@@ -31,6 +40,84 @@ def catalog(root: str) -> pd.DataFrame:
     from ser_core.corpora import build_catalog
 
     return build_catalog(root)
+
+
+@contextmanager
+def catch_all() -> Iterator[None]:
+    """Around every page (streamlit_app.py runs each inside it): a SerError shows its one-line message, anything
+    unexpected a short apology while its traceback goes to the server log, so a user never sees a traceback.
+    Streamlit's rerun and stop signals are BaseExceptions and pass through. Then the memory the run freed goes
+    back to the system."""
+    try:
+        yield
+    except SerError as error:
+        st.error(str(error))
+    except Exception:
+        _log.exception("Unexpected error on a page")
+        st.error(UNEXPECTED)
+    finally:
+        jobs.release_memory()  # after a heavy job: what the run freed (a decoded clip, its charts), to the system
+
+
+@contextmanager
+def heavy_job(what: str) -> Iterator[None]:
+    """Run the body in a heavy-job slot (ser_core.jobs), saying meanwhile how many others are ahead of it."""
+    box = st.empty()
+    with jobs.HEAVY.slot(lambda ahead: box.info(waiting_message(ahead, what))):
+        box.empty()
+        yield
+
+
+def waiting_message(ahead: int, what: str) -> str:
+    return (f"Waiting for {ahead} other job{'' if ahead == 1 else 's'} to finish before {what} (this server runs "
+            f"{jobs.HEAVY.limit} at a time)…")
+
+
+def _is_long(upload) -> bool:
+    """Whether an upload is classified window by window: longer than LONG_CLIP, or of a length its header omits."""
+    from ser_core.audio import audio_info
+
+    duration = audio_info(upload, name=upload.name).duration
+    return duration is None or duration > config.LONG_CLIP
+
+
+def upload_samples(upload, sr: int) -> np.ndarray:
+    """An upload's samples at `sr` as recorded (not normalised), for its waveform and explanation. A long clip is
+    decoded window by window, never whole at the file's rate (its last half second may be left out). Raises
+    SerError."""
+    from ser_core.audio import iter_windows, load_audio
+
+    if not _is_long(upload):
+        return load_audio(upload, sr=sr, normalize=False, name=upload.name)
+    return np.concatenate([y for _, y in iter_windows(upload, config.WINDOW, config.WINDOW, sr, name=upload.name)])
+
+
+def classify_upload(model, upload):
+    """An upload's Prediction and, for a clip longer than one window, its Timeline (else None), in a heavy-job
+    slot; kept for the upload and model in this session, so a rerun (a click, a slider) does not classify again.
+    A clip longer than LONG_CLIP is classified window by window (Predictor.predict_windows), in bounded memory.
+    Raises SerError."""
+    from hashlib import sha1
+
+    from ser_core.audio import peak_normalize, windows_of
+
+    key = (sha1(upload.getvalue()).hexdigest(), model.name, id(model))
+    kept = st.session_state.get("classified")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    st.session_state.pop("classified", None)  # the previous upload's result goes before this one is computed
+    with heavy_job("classifying your clip"):
+        if _is_long(upload):
+            timeline = model.predict_windows(upload, name=upload.name)
+            result = timeline.overall(upload.name), timeline
+        else:
+            sr = model.pipeline.sample_rate
+            y = peak_normalize(upload_samples(upload, sr))
+            long_clip = len(y) / sr > config.WINDOW
+            result = (model.predict_samples(y),
+                      model.timeline(windows_of(y, sr, config.WINDOW, config.HOP)) if long_clip else None)
+    st.session_state["classified"] = key, result
+    return result
 
 
 def catalog_or_message() -> pd.DataFrame | None:
@@ -63,7 +150,7 @@ def calibrated_predictor(model: str, recordings: list):
     store = st.session_state.setdefault("calibrated_predictor", {})
     if key not in store:
         calibrated = copy(predictor(model))
-        with st.spinner("Calibrating on the speaker's recordings…"):
+        with heavy_job("calibrating"), st.spinner("Calibrating on the speaker's recordings…"):
             calibration = calibrated.calibrate_files(recordings)
         store.clear()
         store[key] = calibrated, calibration
@@ -77,12 +164,21 @@ def clip_samples(path: str):
     return load_audio(path, sr=config.SAMPLE_RATE)
 
 
-def model_picker(label: str = "Model", key: str | None = None) -> dict | None:
-    """A select box of shipped and user models, the default first; returns the chosen one's list_models entry
-    (its "path", whether it needs calibration, ...) without loading it."""
+def usable_models() -> list[dict]:
+    """list_models' entries that can be used; a one-line warning for each broken bundle, saying why."""
     from ser_core.bundles import list_models
 
     models = list_models()
+    for info in models:
+        if info["broken"]:
+            st.warning(f"{info['name']} ({info['source']}) cannot be used: {info['broken']}")
+    return [info for info in models if not info["broken"]]
+
+
+def model_picker(label: str = "Model", key: str | None = None) -> dict | None:
+    """A select box of shipped and user models, the default first; returns the chosen one's list_models entry
+    (its "path", whether it needs calibration, ...) without loading it."""
+    models = usable_models()
     if not models:
         st.error("No model is installed: train one on the Train page, or reinstall SER Studio.")
         return None

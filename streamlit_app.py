@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_common import audio_uploader, page_config, predictor, show_prediction
+from app_common import audio_uploader, catch_all, heavy_job, page_config, predictor, show_prediction, usable_models
 from ser_core import config
 from ser_core.errors import SerError
 
@@ -41,9 +41,7 @@ def home() -> None:
                    "folder with one sub-folder per emotion for your own clips.")
     with right:
         st.subheader("Models")
-        from ser_core.bundles import list_models
-
-        for info in list_models():
+        for info in usable_models():
             default = ", default" if info["default"] else ""
             st.write(f"**{info['name']}** ({info['source']}{default}): {info['summary']}")
 
@@ -55,14 +53,17 @@ def home() -> None:
     if upload is not None:
         st.audio(upload)
         try:
-            prediction = predictor(None).predict(upload, name=upload.name)
+            with heavy_job("classifying your clip"):
+                prediction = predictor(None).predict(upload, name=upload.name)
         except SerError as error:
             st.error(str(error))
         else:
             show_prediction(prediction)
 
 
-# Listed here (not found by Streamlit in pages/) so that the home page is called Home in the sidebar.
-st.navigation([st.Page(home, title="Home", default=True),
-               *(st.Page(f"pages/{name}.py") for name in
-                 ("1_Explore", "2_Train", "3_Classify", "4_Live", "5_Record", "6_Lesson"))]).run()
+# Listed here (not found by Streamlit in pages/) so that the home page is called Home in the sidebar. Every page runs
+# inside the catch-all: an unexpected error is a short message on the page, its traceback in the server log.
+with catch_all():
+    st.navigation([st.Page(home, title="Home", default=True),
+                   *(st.Page(f"pages/{name}.py") for name in
+                     ("1_Explore", "2_Train", "3_Classify", "4_Live", "5_Record", "6_Lesson"))]).run()

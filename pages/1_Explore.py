@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_common import catalog_or_message, clip_samples, corpus_downloads, page_config
+from app_common import catalog_or_message, clip_samples, corpus_downloads, heavy_job, page_config
 from ser_core import config, plots
 from ser_core.corpora import FILTERS, select
+from ser_core.errors import SerError
 
 page_config("Explore")
 st.title("Explore the corpora")
@@ -43,9 +44,13 @@ with overview:
 
 
 def show_clip(row, key: str) -> None:
-    y = clip_samples(row.path)
+    try:
+        y = clip_samples(row.path)
+    except SerError as error:  # a damaged clip in a corpus: say so here, and let the rest of the page be
+        st.error(str(error))
+        return
     st.audio(row.path)
-    st.caption(f"{row.corpus} · {row.speaker} · {row.label} · {row.duration:.1f} s")
+    st.caption(f"{row.corpus} · {row.speaker} · {row.label} · {len(y) / config.SAMPLE_RATE:.1f} s")
     st.plotly_chart(plots.waveplot(y, config.SAMPLE_RATE), key=f"wave_{key}")
     view = st.radio("View", ["Spectrogram", "Mel spectrogram", "MFCC", "Pitch and energy"], horizontal=True,
                     key=f"view_{key}")
@@ -100,7 +105,7 @@ with health_tab:
     from ser_core.corpora import check_health
 
     if st.button("Run the health check", key="health"):
-        with st.spinner("Checking every file…"):
+        with heavy_job("checking every file"), st.spinner("Checking every file…"):
             report = check_health(config.data_root())
         st.text(report.summary())
 

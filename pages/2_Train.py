@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_common import catalog_or_message, page_config
-from ser_core import plots
+from app_common import catalog_or_message, page_config, usable_models, waiting_message
+from ser_core import jobs, plots
 from ser_core.errors import SerError
-from ser_core.evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS
+from ser_core.evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS, skipped_note
 
 page_config("Train")
 st.title("Train and evaluate")
@@ -22,6 +22,8 @@ def show_result(result: dict, key: str) -> None:
             + (f", adapted: {ADAPTATION_DESCRIPTION}" if result.get("adapted") else "")
             + ("" if result.get("complete", True) else f", stopped after {len(result['per_fold'])} folds")
             + f" · {', '.join(result['corpora'])}: {result['n_clips']} clips, {result['n_speakers']} speakers")
+    if result.get("skipped"):
+        st.warning(skipped_note(result["skipped"], limit=3))
     a, b, c = st.columns(3)
     a.metric("Accuracy", f"{pooled['accuracy']:.1%}")
     b.metric("UAR (mean recall)", f"{pooled['uar']:.1%}")
@@ -107,7 +109,7 @@ with train_tab:
                 chosen = select(clips, corpus=corpora, speaker=speakers)
                 if chosen.empty:
                     raise SerError("No clips match this choice of corpora and speakers.")
-                st.session_state["job"] = TrainingJob(chosen, cfg)
+                st.session_state["job"] = TrainingJob(chosen, cfg, queue=jobs.HEAVY)
                 st.session_state.pop("saved", None)
                 st.rerun()
             except SerError as error:
@@ -118,6 +120,8 @@ with train_tab:
         job = st.session_state.get("job")
         if job is None:
             return
+        if job.ahead and not job.done:
+            st.info(waiting_message(job.ahead, "training"))
         events = list(job.events)
         features = [e for e in events if e.kind == "features"]
         if features and not job.done:
@@ -167,11 +171,9 @@ with train_tab:
                                  run.result.predictions is not None)
 
 with models_tab:
-    import json
+    from ser_core.bundles import read_metadata
 
-    from ser_core.bundles import list_models
-
-    models = list_models()
+    models = usable_models()
     table = pd.DataFrame(models)
     if table.empty:
         st.info("No models yet.")
@@ -185,13 +187,17 @@ with models_tab:
         card = Path(chosen["path"]) / "README.md"
         if card.is_file():
             with st.expander("Model card", expanded=False):
-                st.markdown(card.read_text())
-        metadata = json.loads((Path(chosen["path"]) / "metadata.json").read_text())
-        if metadata.get("evaluation"):
-            show_result(metadata["evaluation"], "saved")
-            from ser_core.bundles import PREDICTIONS_FILE
-
-            report_downloads(chosen["path"], chosen["name"], "saved",
-                             (Path(chosen["path"]) / PREDICTIONS_FILE).is_file())
+                st.markdown(card.read_text(errors="replace"))
+        try:
+            evaluation = read_metadata(chosen["path"])[1].get("evaluation")
+        except SerError as error:  # damaged since it was listed
+            st.warning(str(error))
         else:
-            st.info("This model was saved without an evaluation.")
+            if evaluation:
+                show_result(evaluation, "saved")
+                from ser_core.bundles import PREDICTIONS_FILE
+
+                report_downloads(chosen["path"], chosen["name"], "saved",
+                                 (Path(chosen["path"]) / PREDICTIONS_FILE).is_file())
+            else:
+                st.info("This model was saved without an evaluation.")

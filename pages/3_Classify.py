@@ -7,8 +7,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from app_common import (audio_uploader, calibrated_predictor, catalog, model_picker, page_config, predictor,
-                        show_prediction)
+from app_common import (audio_uploader, calibrated_predictor, catalog, classify_upload, heavy_job, model_picker,
+                        page_config, predictor, show_prediction, upload_samples)
 from ser_core import config, explain, plots
 from ser_core.errors import SerError
 
@@ -33,8 +33,9 @@ def corpus_advice(error: SerError) -> None:
 
 
 def explanation(model, model_path: str, upload, y, sr: int) -> None:
-    """The "Explain this prediction" section: computed on a click, kept per clip, model and window."""
-    from ser_core.audio import load_audio
+    """The "Explain this prediction" section: computed on a click, kept per clip, model and window; `y` is the clip
+    as recorded (upload_samples)."""
+    from ser_core.audio import peak_normalize
 
     st.subheader("Explain this prediction")
     duration = len(y) / sr
@@ -47,12 +48,11 @@ def explanation(model, model_path: str, upload, y, sr: int) -> None:
     key = (hashlib.sha1(upload.getvalue()).hexdigest(), model_path, start)
     store = st.session_state.setdefault("explanations", {})
     if st.button("Explain this prediction", key="explain", type="primary") and key not in store:
-        with st.spinner("Silencing one patch of the spectrogram at a time and classifying again…"):
+        with heavy_job("explaining it"), st.spinner("Silencing one patch of the spectrogram at a time and "
+                                                    "classifying again…"):
             try:
-                occ = explain.occlusion(model, y, sr, start=start, name=upload.name)
-                raw = load_audio(upload, sr=explain.PROSODY_RATE, normalize=False, name=upload.name)
-                rate = explain.PROSODY_RATE
-                pros = explain.prosody(raw[int(occ.start * rate):int(occ.end * rate)], rate)
+                occ = explain.occlusion(model, peak_normalize(y), sr, start=start, name=upload.name)
+                pros = explain.prosody(y[int(occ.start * sr):int(occ.end * sr)], sr)
             except SerError as error:
                 st.error(str(error))
                 return
@@ -86,7 +86,8 @@ def prosody_panel(pros, label: str, model_path: str) -> None:
     choice = st.radio("Compare with", list(voices), horizontal=True, key="compare_voices",
                       help="Pitch depends on the voice: men speak about an octave lower than women.")
     try:
-        with st.spinner("Averaging each emotion's prosody over the corpus (once; cached on disk)…"):
+        with heavy_job("averaging the corpus"), st.spinner("Averaging each emotion's prosody over the corpus "
+                                                           "(once; cached on disk)…"):
             averages, where, found = class_averages(root, model_path, voices[choice])
     except SerError as error:
         corpus_advice(error)
@@ -115,7 +116,8 @@ def features_panel(model, model_path: str) -> None:
         if not st.button("Rank the features", key="importance"):
             return
     try:
-        with st.spinner("Shuffling each feature in turn and scoring the model again…"):
+        with heavy_job("ranking the features"), st.spinner("Shuffling each feature in turn and scoring the model "
+                                                           "again…"):
             table = feature_importance(str(config.data_root()), model_path)
     except SerError as error:
         corpus_advice(error)
@@ -154,8 +156,6 @@ if upload is not None and needs_calibration and not recordings:
     st.info("Upload some recordings of this speaker above first: this model classifies only a voice it has been "
             "calibrated on.")
 elif upload is not None and choice is not None:
-    from ser_core.audio import load_audio, windows_of
-
     model_path = choice["path"]
     try:
         if recordings:
@@ -166,10 +166,8 @@ elif upload is not None and choice is not None:
         else:
             model = predictor(model_path)
         sr = model.pipeline.sample_rate
-        y = load_audio(upload, sr=sr, name=upload.name)
-        prediction = model.predict_samples(y)
-        long_clip = len(y) / sr > config.WINDOW
-        timeline = model.timeline(windows_of(y, sr, config.WINDOW, config.HOP)) if long_clip else None
+        prediction, timeline = classify_upload(model, upload)
+        y = upload_samples(upload, sr)
     except SerError as error:
         st.error(str(error))
     else:

@@ -33,6 +33,15 @@ def changed(message: str, **select: str) -> None:
     st.rerun()
 
 
+def allowed() -> bool:
+    """Whether a change that loses clips or labels may go ahead: anyone who reaches the port can use the page, so
+    with a class passcode set, only who typed it."""
+    if recordings.passcode_matches(state.get("passcode", "")):
+        return True
+    st.error("Enter the class passcode above to relabel, delete or rename; ask your teacher for it.")
+    return False
+
+
 choice = st.selectbox("Corpus", recordings.list_corpora() + [NEW], key="corpus")
 corpus = choice
 if choice == NEW:
@@ -98,13 +107,16 @@ if corpus:
     st.caption(f"Explore and Train list this corpus as **{corpus}**; on the command line, `--corpus {corpus}`.")
 
     st.subheader("Change a clip")
+    if recordings.passcode_required():
+        st.text_input("Class passcode", type="password", key="passcode",
+                      help="Relabelling, deleting and renaming need the passcode this app was started with.")
     file = st.selectbox("Clip", clips["file"], key="clip")
     row = clips[clips["file"] == file].iloc[0]
     st.audio(row["path"])
     left, right = st.columns(2)
     new_label = left.selectbox("Move to emotion", config.LABELS, index=config.LABELS.index(row["label"]),
                                key=f"relabel_{file}")
-    if left.button("Relabel", key="relabel", disabled=new_label == row["label"]):
+    if left.button("Relabel", key="relabel", disabled=new_label == row["label"]) and allowed():
         try:
             moved = recordings.relabel_clip(corpus, file, label=new_label)
         except SerError as error:
@@ -113,7 +125,7 @@ if corpus:
             changed(f"Moved {file} to {moved['file']}.", clip=moved["file"])
     with right.popover("Delete"):
         st.write(f"Delete {file} for good?")
-        if st.button("Delete the clip", key="delete", type="primary"):
+        if st.button("Delete the clip", key="delete", type="primary") and allowed():
             try:
                 recordings.delete_clip(corpus, file)
             except SerError as error:
@@ -124,7 +136,7 @@ if corpus:
     with st.expander("Rename a speaker (or merge two)"):
         old = st.selectbox("Speaker", sorted(clips["speaker"].unique()), key="rename_from")
         new = st.text_input("New name", key="rename_to")
-        if st.button("Rename", key="rename", disabled=not new.strip()):
+        if st.button("Rename", key="rename", disabled=not new.strip()) and allowed():
             try:
                 count = recordings.rename_speaker(corpus, old, new)
             except SerError as error:

@@ -52,6 +52,7 @@ if clips is None:
 
 from ser_core.classifiers import CLASSIFIERS  # noqa: E402
 from ser_core.corpora import select  # noqa: E402
+from ser_core.evaluation import skipped_note  # noqa: E402
 from ser_core.features import PIPELINES  # noqa: E402
 from ser_core.lesson import WHY_NORMALISATION_HELPS, WHY_RANDOM_INFLATES  # noqa: E402
 
@@ -78,6 +79,8 @@ if lesson is None:
     st.caption("eGeMAPS features of RAVDESS take about half a minute the first time, then a few seconds.")
     st.stop()
 
+if lesson["speaker"].get("skipped"):
+    st.warning(skipped_note(lesson["speaker"]["skipped"], limit=3))
 compare(("Random split", lesson["random"], "random"), ("By speaker", lesson["speaker"], "speaker"),
         "What the random split adds", lesson["inflation"], WHY_RANDOM_INFLATES)
 st.header("Per-speaker normalisation")

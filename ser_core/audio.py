@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import soundfile as sf
 import soxr
 
 from ser_core.config import (
-    AUDIO_EXTENSIONS, MAX_DURATION, MIN_DURATION, SAMPLE_RATE, SILENCE_DBFS, TRIM_TOP_DB,
+    AUDIO_EXTENSIONS, MAX_DURATION, MAX_SAMPLE_RATE, MIN_DURATION, MIN_SAMPLE_RATE, SAMPLE_RATE, SILENCE_DBFS, TRIM_TOP_DB,
 )
 from ser_core.errors import (
     AudioError, CorruptAudioError, EmptyAudioError, NotAudioError, OptionError, SilentAudioError,
@@ -34,8 +35,12 @@ AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes]]
 PEAK_LEVEL = 0.95         # peak after normalisation: full scale less a little headroom
 BLOCK_FRAMES = 65_536     # frames decoded at a time; what bounds memory when streaming
 RESAMPLE_QUALITY = "HQ"   # soxr quality for every rate conversion
+UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frames of a file that does not record its length (streamed FLAC)
 
 _SUPPORTED = ", ".join(ext.lstrip(".").upper() for ext in AUDIO_EXTENSIONS)
+_NOT_FINITE = ("holds samples that are not numbers (NaN or infinity), which no model can use. "
+               "Export or record it again.")
+_SURROGATES = re.compile("[\ud800-\udfff]")  # how Python keeps the bytes of a name that are not UTF-8
 # PyAV demuxer names that read badly to a user.
 _CONTAINER_FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4", "matroska,webm": "WEBM"}
 # First bytes of MPEG audio and ADTS AAC frames (no ID3 tag in front).
@@ -48,7 +53,7 @@ class AudioInfo:
     """What a file's header says, read without decoding its samples.
 
     duration and frames are None where the container does not record its length
-    (e.g. WebM from a browser recorder).
+    (e.g. WebM from a browser recorder, FLAC from a streaming encoder).
     """
 
     duration: float | None
@@ -68,8 +73,12 @@ class _Input:
     data: bytes | None = None
 
     def handle(self) -> str | io.BytesIO:
-        """A fresh handle that both soundfile and PyAV accept."""
+        """A fresh handle for PyAV, which encodes a path as the file system does."""
         return str(self.path) if self.path is not None else io.BytesIO(self.data)
+
+    def sound_file(self) -> sf.SoundFile:
+        """The input opened with soundfile; a path goes as bytes, as soundfile refuses a str that is not UTF-8."""
+        return sf.SoundFile(os.fsencode(self.path) if self.path is not None else io.BytesIO(self.data))
 
 
 def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, normalize: bool = True,
@@ -81,7 +90,8 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, normalize: bool = 
     is used in messages unless `name` is given). Channels are averaged, the rate is converted
     with soxr, silence is refused (before normalising, which would hide it), leading and
     trailing silence is trimmed if `trim`, and the peak is scaled to PEAK_LEVEL if
-    `normalize`. Raises EmptyAudioError, NotAudioError, CorruptAudioError, SilentAudioError,
+    `normalize`. Raises EmptyAudioError, NotAudioError, CorruptAudioError (also for samples
+    that are NaN or infinite, which float files can hold), SilentAudioError,
     TooShortError (measured after trimming) or TooLongError (from the header where it has a
     length, so a huge file is never decoded whole).
     """
@@ -99,10 +109,10 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, normalize: bool = 
         raise EmptyAudioError(f"{inp.name}: this file holds no audio samples. "
                               "Choose a recording that has sound in it.")
     y = np.concatenate(parts)
+    if is_silent(y):  # at the file's own rate: resampling rings at the edges of a constant clip
+        raise _silent(inp.name, y)
     if info.sample_rate != sr:
         y = soxr.resample(y, info.sample_rate, sr, quality=RESAMPLE_QUALITY)
-    if is_silent(y):
-        raise _silent(inp.name, y)
     if trim:
         import librosa  # heavy import, only when trimming
 
@@ -165,9 +175,7 @@ def _windowed(chunks: Iterable[np.ndarray], sr: int, window: float, hop: float,
 
     Returns (samples seen, samples covered by yielded windows), for the caller's errors.
     """
-    if not 0 < hop <= window:
-        raise OptionError(f"window and hop must satisfy 0 < hop <= window (got window "
-                          f"{window:g} s, hop {hop:g} s). Choose a hop no longer than the window.")
+    check_windows(window, hop)
     size, step, shortest = round(window * sr), round(hop * sr), math.ceil(MIN_DURATION * sr)
     buffer, start, covered = np.zeros(0, np.float32), 0, 0
     for chunk in chunks:
@@ -183,33 +191,66 @@ def _windowed(chunks: Iterable[np.ndarray], sr: int, window: float, hop: float,
     return total, covered
 
 
+def check_windows(window: float, hop: float) -> None:
+    """Raise OptionError unless 0 < hop <= window <= MAX_DURATION: a window is held in memory whole."""
+    if not 0 < hop <= window <= MAX_DURATION:  # False for NaN too
+        raise OptionError(f"window and hop must satisfy 0 < hop <= window <= {MAX_DURATION:g} s (got window "
+                          f"{window:g} s, hop {hop:g} s). Choose a window of at most {MAX_DURATION:g} s and a "
+                          "hop no longer than it.")
+
+
 def is_silent(y: np.ndarray, threshold_dbfs: float = SILENCE_DBFS) -> bool:
-    """Whether the loudest sample stays under `threshold_dbfs` (full scale 1.0); empty is silent."""
-    return not y.size or float(np.max(np.abs(y))) < 10 ** (threshold_dbfs / 20)
+    """Whether the largest swing from the mean stays under `threshold_dbfs` (full scale 1.0): a constant
+    offset is no sound; empty is silent."""
+    return not y.size or _swing(y) < 10 ** (threshold_dbfs / 20)
+
+
+def _swing(y: np.ndarray) -> float:
+    return float(np.max(np.abs(y - np.mean(y))))
 
 
 def to_wav_bytes(y: np.ndarray, sr: int = SAMPLE_RATE) -> bytes:
-    """16-bit PCM WAV bytes of a clip, for playback in the browser (clipped to full scale)."""
+    """16-bit PCM WAV bytes of a clip, for playback in the browser (clipped to full scale).
+
+    Raises CorruptAudioError for NaN or infinite samples, which 16-bit PCM would store as full scale.
+    """
+    if not np.isfinite(y).all():
+        raise CorruptAudioError(f"The audio {_NOT_FINITE}")
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+def printable(path: str | bytes | os.PathLike) -> str:
+    """A path as text any page, terminal or table takes: bytes of a name that are not UTF-8 (which Python
+    keeps as surrogate escapes, os.fsdecode) become U+FFFD."""
+    return _SURROGATES.sub("\ufffd", os.fsdecode(path))
+
+
+def source_name(source: AudioSource, name: str | None = None) -> str:
+    """How messages name an input: `name`, else a path's or an upload's file name, else "the upload"."""
+    if isinstance(source, (str, os.PathLike)):
+        return printable(name or Path(source).name)
+    upload_name = getattr(source, "name", None)
+    name = name or (Path(upload_name).name if isinstance(upload_name, str) else None)
+    return printable(name) if name else "the upload"
 
 
 def _resolve(source: Any, name: str | None) -> _Input:
     """Turn a path, bytes or file-like object into an _Input; refuse missing and empty input."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        label = name or path.name
+        label = source_name(source, name)
         try:
             with open(path, "rb") as file:
                 head = file.read(16)
         except FileNotFoundError:
-            raise AudioError(f"{path}: no such file. Check the path and try again.") from None
+            raise AudioError(f"{printable(path)}: no such file. Check the path and try again.") from None
         except IsADirectoryError:
-            raise AudioError(f"{path}: this is a folder, not an audio file. "
+            raise AudioError(f"{printable(path)}: this is a folder, not an audio file. "
                              "Choose a recording inside it.") from None
         except OSError as error:
-            raise AudioError(f"{path}: the file cannot be read ({error.strerror}). "
+            raise AudioError(f"{printable(path)}: the file cannot be read ({error.strerror}). "
                              "Check that it is readable and try again.") from None
         if not head:
             raise _empty(label)
@@ -218,14 +259,18 @@ def _resolve(source: Any, name: str | None) -> _Input:
         data = bytes(source)
     elif hasattr(source, "read"):
         # getvalue() (BytesIO, Streamlit's UploadedFile) gives everything whatever was read before.
-        data = source.getvalue() if hasattr(source, "getvalue") else source.read()
+        # A file object is read from its start, so that reading its header first (audio_info) loses nothing.
+        if hasattr(source, "getvalue"):
+            data = source.getvalue()
+        else:
+            if hasattr(source, "seekable") and source.seekable():
+                source.seek(0)
+            data = source.read()
         if not isinstance(data, bytes):
             raise TypeError("the file-like object must be opened in binary mode ('rb')")
-        upload_name = getattr(source, "name", None)
-        name = name or (Path(upload_name).name if isinstance(upload_name, str) else None)
     else:
         raise TypeError(f"expected a path, bytes or a file-like object, not {type(source).__name__}")
-    label = name or "the upload"
+    label = source_name(source, name)
     if not data:
         raise _empty(label)
     return _Input(label, data[:16], data=data)
@@ -235,14 +280,18 @@ def _resolve(source: Any, name: str | None) -> _Input:
 def _decoder(inp: _Input) -> Iterator[tuple[AudioInfo, Iterator[np.ndarray]]]:
     """Open the input with soundfile, else PyAV; give its header info and its mono float32 blocks."""
     try:
-        sound_file = sf.SoundFile(inp.handle())
+        sound_file = inp.sound_file()
     except sf.SoundFileError:
         sound_file = None  # not a format libsndfile knows: ffmpeg may
+    if sound_file is not None and sound_file.frames == UNKNOWN_FRAMES:
+        sound_file.close()  # libsndfile fails reading to the end of a file that does not record its length
+        sound_file = None
     if sound_file is not None:
         with sound_file:
+            _check_rate(sound_file.samplerate, inp)
             info = AudioInfo(sound_file.frames / sound_file.samplerate, sound_file.samplerate,
                              sound_file.channels, sound_file.format, sound_file.frames)
-            yield info, _soundfile_blocks(sound_file, inp)
+            yield info, _finite(_soundfile_blocks(sound_file, inp), inp)
         return
     import av  # PyAV is only needed for compressed formats
 
@@ -254,9 +303,23 @@ def _decoder(inp: _Input) -> Iterator[tuple[AudioInfo, Iterator[np.ndarray]]]:
         if not container.streams.audio:
             raise _not_audio(inp)
         stream = container.streams.audio[0]
-        if not stream.codec_context.sample_rate:
-            raise _corrupt(inp)
-        yield _container_info(container, stream), _container_blocks(container, stream, inp)
+        _check_rate(stream.codec_context.sample_rate, inp)
+        yield _container_info(container, stream), _finite(_container_blocks(container, stream, inp), inp)
+
+
+def _check_rate(rate: int, inp: _Input) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise CorruptAudioError(f"{inp.name}: this audio file is damaged: its header gives a sample rate of "
+                                f"{rate} Hz, where recordings use {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz. "
+                                "Export or record it again.")
+
+
+def _finite(blocks: Iterator[np.ndarray], inp: _Input) -> Iterator[np.ndarray]:
+    """The blocks, refusing the first that holds NaN or infinity (a float file can; no model reads them)."""
+    for block in blocks:
+        if not np.isfinite(block).all():
+            raise CorruptAudioError(f"{inp.name}: this audio file is damaged: it {_NOT_FINITE}")
+        yield block
 
 
 def _soundfile_blocks(sound_file: sf.SoundFile, inp: _Input) -> Iterator[np.ndarray]:
@@ -355,9 +418,9 @@ def _unreadable(inp: _Input) -> AudioError:
 
 
 def _silent(name: str, y: np.ndarray) -> SilentAudioError:
-    peak = float(np.max(np.abs(y)))
-    level = ("every sample is zero" if peak == 0
-             else f"its loudest sample is {20 * math.log10(peak):.0f} dBFS")
+    swing = _swing(y)
+    level = ("every sample is zero" if not y.any() else "every sample has the same value" if swing == 0
+             else f"its loudest sound is {20 * math.log10(swing):.0f} dBFS")
     return SilentAudioError(f"{name}: this recording is silent ({level}; below {SILENCE_DBFS:g} "
                             "dBFS counts as silence). Check that the microphone was on, or choose "
                             "a recording with speech in it.")

@@ -11,18 +11,20 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from importlib import metadata as _pkg
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import config
-from .errors import ModelError
+from .errors import ModelError, OptionError
+from .files import hold_lock
 
 BUNDLE_FORMAT = "ser-studio-bundle"
 BUNDLE_VERSION = 1
@@ -32,6 +34,7 @@ KERAS_FILE = "model.keras"
 PREDICTIONS_FILE = "predictions.csv"  # per-clip predictions of the evaluation's test folds, when saved
 ADAPTATION_FILE = "adaptation.npz"  # what a ridge model needs to adapt to a new voice (classifiers.adapt_ridge)
 ADAPTATION_ARRAYS = ("directions", "sums_of_squares", "n_clips")
+LOCK_FILE = ".lock"  # in a models folder: hidden, so never listed as a model
 # Types skops does not trust by default that our own classifiers contain; anything else is refused.
 TRUSTED_SKOPS_TYPES = (
     "sklearn.calibration._CalibratedClassifier",
@@ -39,6 +42,35 @@ TRUSTED_SKOPS_TYPES = (
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
 )
 VERSIONED_PACKAGES = ("numpy", "scikit-learn", "librosa", "opensmile", "skops", "tensorflow-cpu", "keras")
+MODEL_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # a new model's name: its folder, never a path
+KINDS = ("keras", "sklearn")
+
+
+class _Maybe(NamedTuple):
+    """In a shape: a key that may be absent or null."""
+
+    shape: Any
+
+
+# What every key a reader relies on must hold (see _shape_problem), so that a hand-edited or damaged
+# metadata.json is reported as broken instead of failing deep inside a page, a report or a prediction.
+_NUMBER = (int, float)
+_EVALUATION = {
+    "protocol": str, "description": str, "folds": int, "corpora": [str], "n_clips": int, "n_speakers": int,
+    "adapted": _Maybe(bool), "complete": _Maybe(bool), "augmentation": _Maybe([str]),
+    "pooled": {"accuracy": _NUMBER, "uar": _NUMBER, "macro_f1": _NUMBER, "labels": [str], "confusion": [[_NUMBER]],
+               "per_class": {str: {"precision": _NUMBER, "recall": _NUMBER, "f1": _NUMBER, "support": _NUMBER}}},
+    "per_fold": [{"name": str, "accuracy": _NUMBER, "uar": _NUMBER, "test_speakers": [str]}],
+}
+_METADATA = {
+    "name": str, "kind": str, "model_file": _Maybe(str), "labels": [str],
+    "features": {"name": str},  # the rest must be what this code computes: check_pipeline
+    "classifier": _Maybe(str), "speaker_norm": _Maybe(bool), "created": _Maybe(str), "versions": _Maybe(dict),
+    "config": _Maybe(dict), "training": _Maybe({"corpora": _Maybe([str]), "history": _Maybe({str: [dict]})}),
+    "normalisation": _Maybe({"typical_speaker_std": _Maybe(list)}), "evaluation": _Maybe(_EVALUATION),
+}
+_TYPE_NAMES = {str: "text", int: "a whole number", _NUMBER: "a number", bool: "true or false", dict: "an object",
+               list: "a list"}
 
 
 @dataclass
@@ -85,17 +117,58 @@ def _is_shipped(path: Path) -> bool:
     return path.resolve().parent == config.SHIPPED_MODELS_DIR.resolve()
 
 
+def check_model_name(name: str) -> None:
+    """A name for a new model, which becomes its folder: letters, digits, '-', '_' and '.' (not first), so that it
+    can never reach outside the models folder nor hide there."""
+    if len(name) > config.MODEL_NAME_MAX or not MODEL_NAME.fullmatch(name):
+        raise OptionError(f"{name!r} is not a model name: use letters, digits, '-', '_' and '.' (not first), "
+                          f"up to {config.MODEL_NAME_MAX} characters.")
+
+
+def _is_plain(name: str) -> bool:
+    """One file or folder name, not a path: it stays inside the folder it is joined to."""
+    return name not in ("", ".", "..") and Path(name).name == name
+
+
+def _is_our_bundle(path: Path) -> bool:
+    """A real folder (not a link) whose metadata.json is a bundle's, however damaged the rest."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        metadata = json.loads((path / METADATA_FILE).read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(metadata, dict) and metadata.get("format") == BUNDLE_FORMAT
+
+
+def check_replaceable(target: Path) -> None:
+    """Saving to `target` replaces only a user's own bundle: never a shipped model, nor a file, link or folder
+    that is not a bundle of ours (it would be deleted)."""
+    if not (target.exists() or target.is_symlink()):
+        return
+    if _is_shipped(target):
+        raise ModelError(f"{target} is a shipped model and is never overwritten: choose another name.")
+    if not _is_our_bundle(target):
+        raise ModelError(f"{target} exists and is not a SER Studio model: it was left as it is; choose another "
+                         "name.")
+
+
 def save_bundle(directory: str | os.PathLike, model: Any, metadata: dict,
                 files: dict[str, str | bytes] | None = None) -> Path:
     """Write a bundle atomically: a temporary sibling folder, then one rename into place.
 
     `files` maps other file names (e.g. PREDICTIONS_FILE) to their contents, written with the rest.
-    Refuses to replace a shipped model; replacing a user's own model of the same name is allowed.
+    Refuses to replace a shipped model or anything that is not a bundle (check_replaceable); replacing a user's
+    own model of the same name is allowed.
     """
     target = Path(directory)
-    if target.exists() and _is_shipped(target):
-        raise ModelError(f"{target} is a shipped model and is never overwritten: choose another name.")
     target.parent.mkdir(parents=True, exist_ok=True)
+    with hold_lock(target.parent / LOCK_FILE):  # two saves of one name (two servers, the CLI) take turns
+        return _save_bundle(target, model, metadata, files)
+
+
+def _save_bundle(target: Path, model: Any, metadata: dict, files: dict[str, str | bytes] | None) -> Path:
+    check_replaceable(target)
     kind = "keras" if type(model).__module__.startswith("keras") else "sklearn"
     metadata = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "name": target.name, "kind": kind,
                 "model_file": KERAS_FILE if kind == "keras" else SKLEARN_FILE, "versions": library_versions(),
@@ -127,17 +200,54 @@ def save_bundle(directory: str | os.PathLike, model: Any, metadata: dict,
     return target
 
 
+def _shape_problem(value: Any, shape: Any, where: str = "") -> str | None:
+    """What in `value` does not have `shape`, or None. A shape is a type or tuple of types; [item shape]; {key:
+    shape} (a _Maybe key may be absent or null); or {str: shape}, an object whose every value has that shape."""
+    if isinstance(shape, _Maybe):
+        return None if value is None else _shape_problem(value, shape.shape, where)
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} is not a list"
+        return next(filter(None, (_shape_problem(item, shape[0], f"{where}[{i}]") for i, item in enumerate(value))),
+                    None)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where or 'it'} is not an object"
+        items = ({key: shape[str] for key in value} if list(shape) == [str] else shape).items()
+        for key, inner in items:
+            name = f"{where}.{key}" if where else str(key)
+            if key not in value and not isinstance(inner, _Maybe):
+                return f"{name} is missing"
+            problem = _shape_problem(value.get(key), inner, name)
+            if problem:
+                return problem
+        return None
+    return None if isinstance(value, shape) else f"{where} is not {_TYPE_NAMES[shape]}"
+
+
 def _read_metadata(path: Path) -> dict:
+    """A bundle's metadata, refused with a ModelError that says why when it is not a readable bundle's."""
+    file = path / METADATA_FILE
     try:
-        metadata = json.loads((path / METADATA_FILE).read_text())
+        metadata = json.loads(file.read_text())
     except FileNotFoundError:
         raise ModelError(f"{path} is not a model bundle: it has no {METADATA_FILE}.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ModelError(f"{path / METADATA_FILE} is damaged (not valid JSON): retrain or reinstall this "
-                         "model.") from None
+    except (OSError, ValueError, RecursionError):  # unreadable, not UTF-8 or JSON, or nested past the parser
+        raise ModelError(f"{file} is damaged (not valid JSON): retrain or reinstall this model.") from None
+    if not isinstance(metadata, dict):
+        raise ModelError(f"{file} is damaged (not a JSON object): retrain or reinstall this model.")
     if metadata.get("format") != BUNDLE_FORMAT or metadata.get("format_version") != BUNDLE_VERSION:
         raise ModelError(f"{path} was saved in a bundle format this version of SER Studio cannot read "
                          f"(format {metadata.get('format')!r} v{metadata.get('format_version')}).")
+    problem = _shape_problem(metadata, _METADATA)
+    if not problem and metadata["kind"] not in KINDS:
+        problem = f"kind {metadata['kind']!r} is not one of {', '.join(KINDS)}"
+    if not problem and not _is_plain(metadata["name"]):
+        problem = f"name {metadata['name']!r} is a path, not a name"
+    if not problem and not _is_plain(metadata.get("model_file") or SKLEARN_FILE):
+        problem = f"model_file {metadata['model_file']!r} is not a file of the bundle"
+    if problem:
+        raise ModelError(f"{file} is damaged ({problem}): retrain or reinstall this model.")
     return metadata
 
 
@@ -186,9 +296,11 @@ def load_bundle(model: str | os.PathLike | None = None) -> Bundle:
     path = resolve_model(model)
     metadata = _read_metadata(path)
     check_pipeline(metadata, path)
-    model_file = path / metadata.get("model_file", SKLEARN_FILE)
+    model_file = path / (metadata.get("model_file") or SKLEARN_FILE)
     if not model_file.is_file():
         raise ModelError(f"Model {path} is incomplete: {model_file.name} is missing.")
+    if model_file.resolve().parent != path.resolve():
+        raise ModelError(f"Model {path} is damaged: {model_file.name} links to a file outside the bundle.")
     try:
         loaded = _load_keras(model_file) if metadata["kind"] == "keras" else _load_skops(model_file, path)
     except ModelError:
@@ -274,37 +386,43 @@ def resolve_model(model: str | os.PathLike | None = None) -> Path:
     if candidate.is_dir():
         return candidate
     for base in (config.user_models_dir(), config.SHIPPED_MODELS_DIR):
-        if (base / str(model)).is_dir():
+        if _is_plain(str(model)) and (base / str(model)).is_dir():
             return base / str(model)
-    names = ", ".join(info["name"] for info in list_models()) or "none"
+    names = ", ".join(info["name"] for info in list_models() if not info["broken"]) or "none"
     raise ModelError(f"No model called {str(model)!r} (available: {names}).")
 
 
 def list_models() -> list[dict]:
     """Shipped and user models with a one-line summary each, without loading any model: the default first,
-    then the other shipped ones, then the user's, each by name."""
+    then the other shipped ones, then the user's, each by name. A bundle that cannot be read is listed too, with
+    "broken" saying why (None for the others), so that a page or `models` can say so and offer the rest."""
     found = []
     for source, base in (("shipped", config.SHIPPED_MODELS_DIR), ("user", config.user_models_dir())):
-        for path in sorted(p for p in base.glob("*") if (p / METADATA_FILE).is_file()):
+        # Hidden folders are saves under way (save_bundle's staging), not models.
+        for path in sorted(p for p in base.glob("[!.]*") if (p / METADATA_FILE).is_file()):
             try:
-                metadata = _read_metadata(path)
-            except ModelError:
-                continue
-            evaluation = metadata.get("evaluation") or {}
-            result = evaluation.get("pooled") or {}
-            protocol = evaluation.get("protocol", "?") + (", adapted" if evaluation.get("adapted") else "")
-            classifier = metadata.get("classifier", metadata["kind"])
-            summary = (f"{metadata['features']['name']} + {classifier}"
-                       + (", per-speaker normalisation (calibrate on the speaker first)"
-                          if metadata.get("speaker_norm") else "")
-                       + (f", protocol {protocol}: accuracy {result['accuracy']:.1%}, UAR {result['uar']:.1%}"
-                          if result else ""))
-            found.append({"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
-                          "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL,
-                          "speaker_norm": bool(metadata.get("speaker_norm")),
-                          "model": classifier, "features": metadata["features"]["name"],
-                          "corpora": ", ".join(evaluation.get("corpora", [])), "protocol": protocol,
-                          "folds": evaluation.get("folds"), "accuracy": result.get("accuracy"),
-                          "uar": result.get("uar"), "macro_f1": result.get("macro_f1"),
-                          "created": metadata.get("created")})
+                found.append(_listing(_read_metadata(path), source, path))
+            except ModelError as error:
+                found.append({"name": path.name, "source": source, "path": str(path), "summary": f"broken: {error}",
+                              "default": False, "speaker_norm": False, "broken": str(error)})
     return sorted(found, key=lambda m: not m["default"])  # stable: shipped before user, by name
+
+
+def _listing(metadata: dict, source: str, path: Path) -> dict:
+    """list_models' entry of a readable bundle."""
+    evaluation = metadata.get("evaluation") or {}
+    result = evaluation.get("pooled") or {}
+    protocol = evaluation.get("protocol", "?") + (", adapted" if evaluation.get("adapted") else "")
+    classifier = metadata.get("classifier") or metadata["kind"]
+    summary = (f"{metadata['features']['name']} + {classifier}"
+               + (", per-speaker normalisation (calibrate on the speaker first)"
+                  if metadata.get("speaker_norm") else "")
+               + (f", protocol {protocol}: accuracy {result['accuracy']:.1%}, UAR {result['uar']:.1%}"
+                  if result else ""))
+    return {"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
+            "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL,
+            "speaker_norm": bool(metadata.get("speaker_norm")), "broken": None,
+            "model": classifier, "features": metadata["features"]["name"],
+            "corpora": ", ".join(evaluation.get("corpora", [])), "protocol": protocol,
+            "folds": evaluation.get("folds"), "accuracy": result.get("accuracy"),
+            "uar": result.get("uar"), "macro_f1": result.get("macro_f1"), "created": metadata.get("created")}

@@ -76,23 +76,25 @@ def cmd_check(args) -> int:
 
 def cmd_features(args) -> int:
     from .corpora import build_catalog
-    from .features import extract_features
+    from .evaluation import extract_usable, skipped_note
 
     catalog = build_catalog(args.data_dir, _corpus_list(args.corpus))
     progress = _progress_bars()
     start = time.perf_counter()
-    X = extract_features(catalog, args.pipeline, n_jobs=args.jobs,
-                         progress=lambda done, total: progress(args.pipeline, done, total))
-    for kind in _corpus_list(args.augment) or []:
-        extract_features(catalog, args.pipeline, augmentation=(kind, args.seed), n_jobs=args.jobs,
-                         progress=lambda done, total, kind=kind: progress(f"augment:{kind}", done, total))
+    usable = extract_usable(catalog, args.pipeline, protocols=(), seed=args.seed,
+                            augmentation=_corpus_list(args.augment) or (), n_jobs=args.jobs,
+                            progress=lambda stage, done, total: progress(
+                                args.pipeline if stage == "features" else stage, done, total))
     seconds = time.perf_counter() - start
-    summary = {"pipeline": args.pipeline, "clips": len(catalog), "shape": list(X.shape),
+    X = usable.X
+    summary = {"pipeline": args.pipeline, "clips": len(X), "shape": list(X.shape), "skipped": usable.skipped,
                "seconds": round(seconds, 2), "clips_per_second": round(len(catalog) / seconds, 1)}
+    if usable.skipped:
+        print(f"warning: {skipped_note(usable.skipped, limit=10)}", file=sys.stderr)
     if args.json:
         _print_json(summary)
     else:
-        print(f"{args.pipeline}: {len(catalog)} clips, features {X.shape[1:]}, "
+        print(f"{args.pipeline}: {len(X)} clips, features {X.shape[1:]}, "
               f"{seconds:.1f} s ({summary['clips_per_second']} clips/s), cached")
     return 0
 
@@ -153,8 +155,10 @@ def cmd_lesson(args) -> int:
 
 def cmd_train(args) -> int:
     from .corpora import build_catalog
-    from .training import TrainConfig, save_run, train
+    from .evaluation import skipped_note
+    from .training import TrainConfig, model_folder, save_run, train
 
+    model_folder(args.name, args.out)  # a bad name is refused now, not after the training it would lose
     base = TrainConfig.load(args.config).to_dict() if args.config else {}
     flags = {key: getattr(args, key) for key in ("model", "features", "protocol", "folds", "seed", "epochs",
                                                  "batch_size", "learning_rate", "dropout", "optimizer",
@@ -168,10 +172,13 @@ def cmd_train(args) -> int:
     run = train(catalog, train_config, on_event=_training_display(), n_jobs=args.jobs)
     path = save_run(run, args.name, args.out)
     if args.json:
-        _print_json({"model": str(path), "evaluation": run.result.to_dict() if run.result else None})
+        _print_json({"model": str(path), "evaluation": run.result.to_dict() if run.result else None,
+                     "skipped": run.skipped})
     else:
         if run.result:
             print(_format_result(run.result))
+        elif run.skipped:
+            print(skipped_note(run.skipped))
         print(f"saved {path}")
     return 0
 
@@ -213,8 +220,10 @@ def _audio_paths(inputs: Sequence[str]) -> list[Path]:
 
 
 def cmd_predict(args) -> int:
-    from .inference import Predictor
+    from .audio import check_windows, printable
+    from .inference import SILENCE, Predictor
 
+    check_windows(args.window, args.hop)  # once, before any file: each would fail alike
     predictor = Predictor.load(args.model)
     if args.calibrate:
         calibration = predictor.calibrate_files(_audio_paths(args.calibrate), window=args.window, hop=args.hop)
@@ -224,30 +233,31 @@ def cmd_predict(args) -> int:
     predictor.check_calibrated()  # once, not once per file
     failures = 0
     for path in _audio_paths(args.paths):
+        shown = printable(path)  # a name that is not UTF-8 would stop the output (and the folder) here
         try:
             if args.timeline:
-                record = {"path": str(path), "model": predictor.name,
+                record = {"path": shown, "model": predictor.name,
                           **predictor.predict_windows(path, window=args.window, hop=args.hop).to_dict()}
             else:
                 prediction = predictor.predict(path)
-                record = {"path": str(path), "label": prediction.label,
+                record = {"path": shown, "label": prediction.label,
                           "probabilities": prediction.probabilities, "model": predictor.name}
         except SerError as error:
             failures += 1
             if args.json:
-                _print_json({"path": str(path), "error": str(error)})
+                _print_json({"path": shown, "error": str(error)})
             else:
-                print(f"{path}\terror: {error}", file=sys.stderr)
+                print(f"{shown}\terror: {error}", file=sys.stderr)
             continue
         if args.json:
             _print_json(record)
         elif args.timeline:
             for w in record["windows"]:
                 top = f"{w['probabilities'][w['label']]:.0%}" if w["probabilities"] else ""
-                print(f"{path}\t{w['start']:.1f}-{w['end']:.1f} s\t{w['label']}\t{top}")
-            print(f"{path}\toverall\t{record['summary']['label']}")
+                print(f"{shown}\t{w['start']:.1f}-{w['end']:.1f} s\t{w['label']}\t{top}")
+            print(f"{shown}\toverall\t{record['summary']['label'] or SILENCE}")
         else:
-            print(f"{path}\t{record['label']}\t{record['probabilities'][record['label']]:.0%}")
+            print(f"{shown}\t{record['label']}\t{record['probabilities'][record['label']]:.0%}")
     return 1 if failures else 0
 
 

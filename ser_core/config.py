@@ -18,6 +18,9 @@ LABELS: tuple[str, ...] = (
 # Audio pipeline.
 SAMPLE_RATE = 16_000          # Hz; every pipeline resamples to this
 MIN_DURATION = 0.5            # s; shorter clips are rejected
+# Hz; a header outside these rates is damaged, not a recording (old telephony is 8 kHz, studios go to 768 kHz).
+# A rate of 1 Hz would turn a second of bytes into hours of 16 kHz samples.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 768_000
 MAX_DURATION = 600.0          # s; longer input is refused by load_audio (use iter_windows)
 SILENCE_DBFS = -50.0          # dBFS peak under which a clip counts as silent
 TRIM_TOP_DB = 30.0            # dB below peak treated as silence by trimming
@@ -28,6 +31,12 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 # Class recordings (ser_core.recordings): mono 16-bit WAV at the rate every pipeline reads, one utterance each.
 RECORDING_RATE = SAMPLE_RATE
 MAX_RECORDING_DURATION = 30.0  # s; longer input is refused: a corpus clip is one utterance, not a lesson
+# A shared passcode that the Record page asks for before relabelling, deleting or renaming; unset: not asked.
+RECORD_PASSCODE_ENV = "SER_RECORD_PASSCODE"
+
+# A hidden temporary file of files.write_atomically untouched this long was left by a killed writer (a live one
+# writes it within seconds), so the next write into its folder removes it.
+STALE_TEMPORARY_AGE = 3600.0  # s
 
 # Pitch by YIN, for the prosody view and the mfcc_prosody features.
 PITCH_FMIN, PITCH_FMAX = 60.0, 500.0  # Hz: the range of speaking voices, low men to high children
@@ -38,6 +47,13 @@ VOICING_THRESHOLD = 0.45    # frames whose best dip stays above this are unvoice
 # Classifying long clips and streams: windows of WINDOW seconds every HOP seconds.
 WINDOW = 3.0
 HOP = 1.0
+LONG_CLIP = 30.0  # s; a longer upload is decoded and classified window by window, in memory bounded by a window
+                  # whatever its length, and its prediction is the mean of its voiced windows' probabilities
+
+# Heavy jobs (classifying an upload, explaining, training) that run at once across all the browser sessions of one
+# server; the others wait their turn (ser_core.jobs). Each runs its features on a core: two suit a 2-core machine.
+HEAVY_JOBS_ENV = "SER_HEAVY_JOBS"
+DEFAULT_HEAVY_JOBS = 2
 
 # Evaluation.
 DEFAULT_PROTOCOL = "speaker"
@@ -52,6 +68,7 @@ SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_MODEL = "mfcc-prosody-svm"   # folder under models/ used when no model is named
 GE2E_WEIGHTS = SHIPPED_MODELS_DIR / "ge2e-encoder" / "weights.npz"  # the ge2e pipelines' speaker encoder
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
+MODEL_NAME_MAX = 100  # characters; a model's folder name, well under a file name's 255 bytes with a save's prefixes
 # Corpus downloads: a mirror base URL that replaces every source's host, e.g. http://127.0.0.1:8000 turns
 # https://zenodo.org/records/... into http://127.0.0.1:8000/zenodo.org/records/...
 DOWNLOAD_MIRROR_ENV = "SER_DOWNLOAD_MIRROR"

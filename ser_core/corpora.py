@@ -24,6 +24,7 @@ import pandas as pd
 import soundfile as sf
 
 from . import config
+from .audio import UNKNOWN_FRAMES, printable
 from .errors import DatasetError, OptionError
 
 # RAVDESS: MM-VV-EE-II-SS-RR-AA (modality, vocal channel, emotion, intensity, statement, repetition, actor).
@@ -92,6 +93,8 @@ CORPUS_NAMES: tuple[str, ...] = ("ravdess", "tess", "cremad", "savee")
 FINDING_KINDS: dict[str, str] = {
     "no_data": "no usable data",
     "unreadable": "files that cannot be read as audio (left out of the catalog)",
+    "silent": "clips with no sound: digital silence, or one constant value",
+    "unusable": "clips whose header reads but whose audio cannot be used (damaged, too short or too long)",
     "unparsed_name": "audio files whose names no corpus scheme accepts (ignored)",
     "irregular_name": "names that deviate from their corpus's scheme but could be read",
     "format_mismatch": "files whose content is another format than their extension says",
@@ -232,7 +235,10 @@ def _read_csv(path: str) -> list[dict[str, str]]:
 
 @dataclass
 class _Scan:
-    """Everything one walk of the data root found; rows carry the name columns, path and size."""
+    """Everything one walk of the data root found; rows carry the name columns, path and size.
+
+    Paths are printable: the bytes of a name that are not UTF-8 show as U+FFFD (see _misnamed).
+    """
 
     root: Path
     rows: list[dict]
@@ -268,8 +274,17 @@ def _scan(root: Path) -> _Scan:
             row["gender"] = genders.get(row["speaker"])
         elif row["corpus"] not in CORPUS_NAMES:
             _apply_metadata(row, metadata.get(os.path.dirname(os.path.dirname(path)), {}))
-        rows.append(row)
-    return _Scan(root, rows, unparsed)
+        rows.append(row | {"path": printable(path), "speaker": printable(row["speaker"])})
+    return _Scan(root, rows, [printable(path) for path in unparsed])
+
+
+def _misnamed(path: str) -> bool:
+    """Whether a scanned path stands for a file whose name is not UTF-8: no file has the printable name.
+
+    Pages, tables (pandas' and pyarrow's strings) and JSON take only UTF-8, so such a file is left out and
+    the health check asks for it to be renamed.
+    """
+    return "\ufffd" in path and not os.path.lexists(path)
 
 
 def _apply_metadata(row: dict, table: dict[str, dict[str, str]]) -> None:
@@ -309,6 +324,9 @@ def _read_header(path: str, size: int) -> tuple[dict | None, str | None]:
     """(sample rate, channels, duration, format, encoding) from the header without decoding, or why not."""
     if size == 0:
         return None, "empty file (0 bytes)"
+    if _misnamed(path):
+        return None, ("its name is not valid UTF-8 (shown with \ufffd), as from an older system's drive; "
+                      "rename it to use it")
     try:
         with sf.SoundFile(path) as audio:
             frames, rate, channels = audio.frames, audio.samplerate, audio.channels
@@ -317,7 +335,8 @@ def _read_header(path: str, size: int) -> tuple[dict | None, str | None]:
         return _read_header_av(path, getattr(error, "error_string", str(error)))
     if frames <= 0 or rate <= 0:
         return None, "no samples"
-    return {"duration": frames / rate, "sample_rate": rate, "channels": channels,
+    return {"duration": math.nan if frames == UNKNOWN_FRAMES else frames / rate, "sample_rate": rate,
+            "channels": channels,
             "format": file_format, "encoding": encoding}, None
 
 
@@ -358,12 +377,13 @@ def build_catalog(data_dir: str | os.PathLike | None = None, corpora: Sequence[s
                   with_audio_info: bool = True) -> pd.DataFrame:
     """One row per usable clip of the corpora under the data root (see CATALOG_COLUMNS).
 
-    Reads headers only. Unreadable and empty files are left out (check_health says which and why);
-    with `with_audio_info=False` nothing is opened and only NAME_COLUMNS are returned.
-    Missing gender, intensity, statement or vocal channel are missing values (NaN).
+    Reads headers only. Unreadable and empty files, and files whose names are not UTF-8, are left out
+    (check_health says which and why); with `with_audio_info=False` nothing is opened and only
+    NAME_COLUMNS are returned. Missing gender, intensity, statement or vocal channel, and the duration
+    of a file that does not record its length, are missing values (NaN).
     """
     scan = _scan(config.data_root(data_dir).resolve())
-    rows = [row for row in _select(scan, corpora) if row["size_bytes"] > 0]
+    rows = [row for row in _select(scan, corpora) if row["size_bytes"] > 0 and not _misnamed(row["path"])]
     if not with_audio_info:
         return _frame(rows, NAME_COLUMNS)
     usable = []
@@ -448,7 +468,8 @@ class HealthReport:
 
 def check_health(data_dir: str | os.PathLike | None = None,
                  corpora: Sequence[str] | None = None) -> HealthReport:
-    """Look for unreadable files, odd names, mislabelled formats, duplicates, stereo and odd sample rates.
+    """Look for unreadable files, silent or undecodable clips, odd names, mislabelled formats, duplicates,
+    stereo and odd sample rates.
 
     Never raises for bad data: a missing root or unknown corpus is itself a finding.
     """
@@ -469,7 +490,7 @@ def check_health(data_dir: str | os.PathLike | None = None,
             findings.append(Finding("unreadable", [row["path"]], problem, row["corpus"]))
         if row.get("note"):
             findings.append(Finding("irregular_name", [row["path"]], row["note"], row["corpus"]))
-    findings += _header_findings(usable) + _duplicate_findings(usable)
+    findings += _header_findings(usable) + _signal_findings(usable) + _duplicate_findings(usable)
     order = list(FINDING_KINDS)
     findings.sort(key=lambda finding: (order.index(finding.kind), finding.paths))
     counts = Counter(row["corpus"] for row in usable)
@@ -516,6 +537,31 @@ def _header_findings(rows: list[dict]) -> list[Finding]:
     return findings
 
 
+def _signal_findings(rows: list[dict]) -> list[Finding]:
+    """Clips whose header reads but whose samples hold no sound or do not decode: each would be skipped by
+    evaluation and training (load_audio refuses it), or, for a constant offset, learnt from as if it were
+    speech. Decoded in threads at each file's own rate: the decoders release the GIL."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        problems = list(pool.map(_signal_problem, rows))
+    return [Finding(kind, [row["path"]], detail, row["corpus"])
+            for row, (kind, detail) in zip(rows, problems) if kind]
+
+
+def _signal_problem(row: dict) -> tuple[str | None, str]:
+    """(finding kind, detail) of a clip's samples, or (None, "") when they are usable."""
+    from .audio import load_audio
+    from .errors import AudioError, SilentAudioError
+
+    name = os.path.basename(row["path"])
+    try:  # digital silence and a constant offset are both refused as silent
+        load_audio(row["path"], sr=row["sample_rate"], normalize=False, name=name)
+    except AudioError as error:  # the first sentence says what is wrong; the rest advises a recording user
+        what = str(error).removeprefix(f"{name}: ").split(". ")[0].rstrip(".")
+        kind = "silent" if isinstance(error, SilentAudioError) else "unusable"
+        return kind, f"{what}; evaluation and training skip it: fix or remove it"
+    return None, ""
+
+
 def _sha256(path: str) -> str | None:
     try:
         with open(path, "rb") as handle:
@@ -525,7 +571,8 @@ def _sha256(path: str) -> str | None:
 
 
 def _duplicate_findings(rows: list[dict]) -> list[Finding]:
-    """Groups of byte-identical files (hashed in threads: hashlib releases the GIL)."""
+    """Groups of byte-identical files (hashed in threads: hashlib releases the GIL). Copies under different
+    labels are all to go: the label of each is in doubt, where same-label copies only need one kept."""
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         digests = list(pool.map(_sha256, [row["path"] for row in rows]))
     groups = defaultdict(list)
@@ -536,7 +583,10 @@ def _duplicate_findings(rows: list[dict]) -> list[Finding]:
     for digest, group in groups.items():
         if len(group) > 1:
             corpora = {row["corpus"] for row in group}
+            labels = [label for label in config.LABELS if label in {row["label"] for row in group}]
+            advice = (f" under different labels ({', '.join(labels)}): which one is right is unknown, so remove "
+                      "every copy" if len(labels) > 1 else "; keep one copy")
             findings.append(Finding("duplicate", sorted(row["path"] for row in group),
-                                    f"identical content (sha256 {digest[:12]}); keep one copy",
+                                    f"identical content (sha256 {digest[:12]}){advice}",
                                     corpora.pop() if len(corpora) == 1 else None))
     return findings

@@ -15,13 +15,15 @@ offers:
 
 Files are downloaded into hidden folders of the data root (the catalog skips hidden entries), resumed with an
 HTTP Range request after an interruption, and renamed into place only when complete and verified, so a
-half-finished download never looks like a corpus. pooch (which librosa uses) computes the checksums; the
-transfer itself is requests, because pooch streams every download into a fresh temporary file that it deletes
-on failure, so it cannot resume one.
+half-finished download never looks like a corpus. A broken or hostile server fills neither disk nor memory: every
+transfer stops at its expected size, and an archive is checked before anything is unpacked or read whole. pooch
+(which librosa uses) computes the checksums; the transfer itself is requests, because pooch streams every
+download into a fresh temporary file that it deletes on failure, so it cannot resume one.
 """
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -54,6 +57,13 @@ RETRIES = 3                       # a transfer that breaks after receiving bytes
 RETRY_WAIT = 2.0                  # seconds before the first of those retries, doubling after each
 PROGRESS_INTERVAL = 0.25          # seconds between progress reports
 SPACE_MARGIN = 50 * 1000**2       # bytes left free beyond what a download needs
+# What a hostile or broken server can make a download take. Files of known size are capped at that size.
+IN_MEMORY_LIMIT = 20 * 1000**2    # bytes: a file list or side table held in memory (TESS's list: about 3 MB)
+SNAPSHOT_LIMIT = 200 * 1000**2    # bytes: a repository snapshot, whose size nobody publishes
+SIZE_MARGIN = 2                   # a listing may total at most this multiple of its source's approximate size
+MAX_EXPANSION = 50                # an archive may unpack (tar headers included) to at most this multiple of its
+                                  # size: audio and text compress 1-10 fold, a "zip bomb" of zeros 1000 fold
+LFS_POINTER_LIMIT = 1024          # bytes: the Git LFS spec keeps pointer files below this
 
 # on_progress(done_bytes, total_bytes, rate_bytes_per_s, seconds_left or None); on_stage(what is happening)
 ProgressCallback = Callable[[int, int, float, "float | None"], None]
@@ -332,21 +342,27 @@ class _Transfer:
     def host(self, url: str) -> str:
         return urlsplit(self.url(url)).netloc
 
+    def advise(self, text: str) -> str:
+        """A failure's message, with what to do when the source fails, if the source says."""
+        return text + (f" {self.hint}" if self.hint else "")
+
     def measure(self, total: int, done: int) -> None:
         """Report progress from now on against this total, done bytes being there already."""
         self.meter = _Meter(total, done, self.on_progress)
 
     def content(self, url: str) -> bytes:
-        """A small resource (a listing) in memory."""
+        """A small resource (a listing) in memory: at most IN_MEMORY_LIMIT bytes of it."""
         with self._open(url) as response:
             try:
-                return response.content
+                return b"".join(self._body(response, IN_MEMORY_LIMIT))
             except _BROKEN as error:
                 raise DownloadError(_unreachable(response.url, error, broke=True)) from None
 
     def fetch(self, url: str, part: Path, size: int | None = None) -> None:
-        """Download url into part, continuing after the bytes already there. A transfer that breaks after
-        making progress is resumed up to RETRIES times before the failure reaches the user."""
+        """Download url into part, continuing after the bytes already there, never past `size` (SNAPSHOT_LIMIT
+        when the size is unknown). A transfer that breaks after making progress is resumed up to RETRIES times
+        before the failure reaches the user."""
+        limit = SNAPSHOT_LIMIT if size is None else size
         for attempt in range(RETRIES + 1):
             have = part.stat().st_size if part.exists() else 0
             if size is not None and have >= size:
@@ -364,12 +380,16 @@ class _Transfer:
                                      response.headers.get("Content-Range", "").startswith(f"bytes {have}-")):
                         self._discard(part, have)  # the server ignored the range and sends everything
                         have = 0
-                    with open(part, "ab" if have else "wb") as out:
-                        for chunk in response.iter_content(CHUNK_BYTES):
-                            out.write(chunk)
-                            received += len(chunk)
-                            if self.meter:
-                                self.meter.add(len(chunk))
+                    try:
+                        with open(part, "ab" if have else "wb") as out:
+                            for chunk in self._body(response, limit, have):
+                                out.write(chunk)
+                                received += len(chunk)
+                                if self.meter:
+                                    self.meter.add(len(chunk))
+                    except DownloadError:  # too much: what it sent cannot be trusted
+                        self._discard(part, have + received)
+                        raise
             except _BROKEN as error:
                 if not received or attempt == RETRIES:
                     raise DownloadError(_unreachable(self.url(url), error, broke=bool(received))) from None
@@ -392,8 +412,22 @@ class _Transfer:
                                 f"{config.DOWNLOAD_MIRROR_ENV}, if set).") from None
         if response.status_code >= 400 and not (offset and response.status_code == 416):
             response.close()
-            raise DownloadError(_refused(url, response, self.hint))
+            raise DownloadError(self.advise(_refused(url, response)))
         return response
+
+    def _body(self, response: requests.Response, limit: int, have: int = 0) -> Iterator[bytes]:
+        """The response's bytes, in chunks; once they would take the file past `limit` bytes, a DownloadError
+        instead: a server that never ends its response, or sends more than was asked for, fills neither disk
+        nor memory."""
+        room = limit - have
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > room:
+            raise DownloadError(self.advise(_too_much(response.url, limit)))
+        for chunk in response.iter_content(CHUNK_BYTES):
+            room -= len(chunk)
+            if room < 0:
+                raise DownloadError(self.advise(_too_much(response.url, limit)))
+            yield chunk
 
     def _discard(self, part: Path, have: int) -> None:
         part.unlink(missing_ok=True)
@@ -422,13 +456,19 @@ def _unreachable(url: str, error: Exception, broke: bool = False) -> str:
             "download resumes from there.")
 
 
-def _refused(url: str, response: requests.Response, hint: str) -> str:
+def _too_much(url: str, limit: int) -> str:
+    return (f"{urlsplit(url).netloc} sent more than the expected {format_bytes(limit)} for {url}; stopped, and "
+            "what it sent was deleted. The file at the source has changed, or the server (or "
+            f"{config.DOWNLOAD_MIRROR_ENV}, if set) is not the right one.")
+
+
+def _refused(url: str, response: requests.Response) -> str:
     code = response.status_code
     meaning = ("the file is not there (moved or removed?)" if code in (404, 410) else
                "access is denied" if code in (401, 403) else
                "too many requests: wait a while" if code == 429 else
                "the server failed: try again later" if code >= 500 else response.reason or "refused")
-    return f"{urlsplit(url).netloc} answered HTTP {code} for {url}: {meaning}." + (f" {hint}" if hint else "")
+    return f"{urlsplit(url).netloc} answered HTTP {code} for {url}: {meaning}."
 
 
 def _disk_error(error: OSError, root: Path) -> DownloadError:
@@ -482,6 +522,7 @@ def _unpack(archive: Path, target: Path) -> None:
     try:
         with zipfile.ZipFile(archive) as zipped:
             members = [member for member in zipped.infolist() if not member.is_dir()]
+            _check_expansion(members, archive.stat().st_size)
             _ensure_space(target.parent, sum(member.file_size for member in members))
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unpacking", dir=target.parent))
             try:
@@ -493,8 +534,23 @@ def _unpack(archive: Path, target: Path) -> None:
                 raise
     except zipfile.BadZipFile as error:
         archive.unlink()
-        raise DownloadError(f"{archive.name} is not a valid zip archive ({error}), so it was deleted; run the "
-                            "download again.") from None
+        raise DownloadError(f"{archive.name} is not a zip archive SER Studio can unpack ({error}), so it was "
+                            "deleted and nothing was unpacked. Run the download again; if this happens again, the "
+                            "source has changed.") from None
+
+
+def _check_expansion(members: list[zipfile.ZipInfo], size: int) -> None:
+    """Refuse, before anything is written, an archive that would unpack far beyond its own size (a "zip bomb"),
+    or whose members are compressed with a method that zipfile expands in unbounded pieces (only stored and
+    deflated members are read a bounded chunk at a time, and never past their stated size)."""
+    for member in members:
+        if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise zipfile.BadZipFile(f"{member.filename} is compressed with method {member.compress_type}, where "
+                                     "only stored or deflated members are unpacked")
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > MAX_EXPANSION * size:
+        raise zipfile.BadZipFile(f"it would unpack to {format_bytes(unpacked)}, more than {MAX_EXPANSION} times its "
+                                 f"own {format_bytes(size)}")
 
 
 @dataclass(frozen=True)
@@ -553,19 +609,30 @@ def _lfs_listing(src: Source, transfer: _Transfer, snapshot: Path) -> tuple[list
     files, extras = [], {}
     try:
         transfer.fetch(src.url, snapshot)
-        with tarfile.open(snapshot) as tar:
-            for member in tar:
+        packed = snapshot.stat().st_size
+        room = MAX_EXPANSION * packed
+        with gzip.open(snapshot) as unzipped, tarfile.open(fileobj=_BoundedReads(unzipped), mode="r:") as tar:
+            while (member := tar.next()) is not None:  # a member is skipped, or read only after the checks below
+                tar.members.clear()  # tarfile keeps every header it reads: millions, in a snapshot of empty entries
+                room -= tarfile.BLOCKSIZE + member.size
+                if room < 0:
+                    raise DownloadError(_odd_snapshot(src, transfer, f"unpacks to more than {MAX_EXPANSION} times "
+                                                      f"its own {format_bytes(packed)}"))
                 path = member.name.partition("/")[2]  # below the snapshot's top folder, e.g. CREMA-D-master/
                 audio = path.startswith(f"{src.audio_folder}/") and _is_audio(path)
                 if not member.isfile() or not (audio or path in src.extra_files):
                     continue
+                limit, what = (LFS_POINTER_LIMIT, "a Git LFS pointer") if audio else (IN_MEMORY_LIMIT, "a table")
+                if member.size > limit:
+                    raise DownloadError(_odd_snapshot(src, transfer, f"holds {path} of {format_bytes(member.size)}, "
+                                                      f"more than the {format_bytes(limit)} of {what}"))
                 data = tar.extractfile(member).read()
                 pointer = _lfs_pointer(data)
                 if pointer:
                     files.append(_File(_relative(path), f"{src.media_url}/{path}", *pointer))
                 elif path in src.extra_files:
                     extras[_relative(path)] = data
-    except (tarfile.TarError, EOFError, ValueError, KeyError) as error:
+    except (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, ValueError, KeyError) as error:
         raise DownloadError(f"The repository snapshot from {transfer.host(src.url)} could not be read "
                             f"({error!r}); nothing was installed. Run the download again.") from None
     finally:
@@ -573,14 +640,40 @@ def _lfs_listing(src: Source, transfer: _Transfer, snapshot: Path) -> tuple[list
     return files, extras
 
 
+class _BoundedReads:
+    """A file whose reads return at most IN_MEMORY_LIMIT bytes: tarfile reads a long name or pax header whole
+    into memory, at whatever size its header states."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def read(self, size: int = -1) -> bytes:
+        if not 0 <= size <= IN_MEMORY_LIMIT:
+            raise tarfile.ReadError(f"a header record of {size} bytes, beyond {format_bytes(IN_MEMORY_LIMIT)}")
+        return self.file.read(size)
+
+    def __getattr__(self, name: str):  # seek, tell: as the file's
+        return getattr(self.file, name)
+
+
+def _odd_snapshot(src: Source, transfer: _Transfer, what: str) -> str:
+    return transfer.advise(f"The repository snapshot from {transfer.host(src.url)} {what}; nothing was installed: "
+                           "the repository has changed, or the server is not the right one.")
+
+
 def _install_files(src: Source, files: list[_File], extras: dict[str, bytes], target: Path, transfer: _Transfer,
                    stage: StageCallback) -> None:
     """Fetch and verify each listed file in a hidden folder, then rename the folder into place."""
     audio = sum(_is_audio(file.path) for file in files)
     if audio != src.files:
-        raise DownloadError(f"{transfer.host(src.url)} lists {audio} audio files for {src.title} where {src.files} "
-                            "are expected, so nothing was installed: the source has changed or is incomplete."
-                            + (f" {transfer.hint}" if transfer.hint else ""))
+        raise DownloadError(transfer.advise(
+            f"{transfer.host(src.url)} lists {audio} audio files for {src.title} where {src.files} are expected, so "
+            "nothing was installed: the source has changed or is incomplete."))
+    total = sum(file.size for file in files)
+    if total > SIZE_MARGIN * src.size:
+        raise DownloadError(transfer.advise(
+            f"{transfer.host(src.url)} lists {format_bytes(total)} of files for {src.title}, where {src.size_text} "
+            "is expected, so nothing was downloaded: the source has changed or is not the right one."))
     staging = target.with_name(f".{target.name}.partial")  # kept between runs: verified files stay verified
     todo = [file for file in files if not (staging / file.path).exists()]
     parts = {file.path: staging / f"{file.path}.part" for file in todo}
@@ -588,7 +681,6 @@ def _install_files(src: Source, files: list[_File], extras: dict[str, bytes], ta
     remaining = sum(file.size for file in todo) - have
     _ensure_space(target.parent, remaining)
     stage(f"Downloading {len(todo)} of {len(files)} files")
-    total = sum(file.size for file in files)
     transfer.measure(total, total - remaining)
     for file in todo:
         part = parts[file.path]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -130,6 +130,8 @@ class EvaluationResult:
     pooled: dict
     per_fold: list[dict] = field(default_factory=list)
     adapted: bool = False  # self-trained on each test fold's unlabelled clips (classifiers.fit_adapted)
+    # Clips left out because they could not be used ({"path", "reason"}; see extract_usable): n_clips excludes them.
+    skipped: list[dict] = field(default_factory=list)
     complete: bool = True  # False when a run was stopped: the figures cover the folds done
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     # Every test clip of every fold (PREDICTION_COLUMNS, then probabilities): kept out of to_dict(), so a
@@ -153,6 +155,7 @@ class EvaluationResult:
             f"protocol: {self.protocol} ({self.description}), {self.folds} folds, seed {self.seed}"
             + ("" if self.complete else f"; stopped after {len(self.per_fold)} folds"),
             f"data: {', '.join(self.corpora)}: {self.n_clips} clips, {self.n_speakers} speakers",
+            *([skipped_note(self.skipped)] if self.skipped else []),
             f"model: {self.features} features + {self.classifier}"
             + (", per-speaker normalisation" if self.speaker_norm else "")
             + (f", adapted: {ADAPTATION_DESCRIPTION}" if self.adapted else "")
@@ -161,6 +164,76 @@ class EvaluationResult:
             f"macro F1 {self.pooled['macro_f1']:.1%}",
         ]
         return "\n".join(lines)
+
+
+def skipped_note(skipped: Sequence[Mapping[str, str]], limit: int = 5) -> str:
+    """One line saying how many clips were left out as unusable, which, and why (the first `limit`)."""
+    shown = "; ".join(f"{entry['path']} ({entry['reason']})" for entry in skipped[:limit])
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return (f"{len(skipped)} {'clip' if len(skipped) == 1 else 'clips'} could not be used and "
+            f"{'was' if len(skipped) == 1 else 'were'} left out: {shown}{more}")
+
+
+@dataclass(frozen=True)
+class UsableFeatures:
+    """A catalog's features with the clips that could not be used left out (extract_usable)."""
+
+    catalog: pd.DataFrame            # the usable rows, renumbered from 0
+    X: np.ndarray                    # their features, row-aligned with catalog
+    augmented: dict[str, np.ndarray]  # each augmentation's features of the same rows
+    skipped: list[dict]              # {"path", "reason"} of each clip left out
+
+
+def extract_usable(catalog: pd.DataFrame, features: str, *, protocols: Sequence[str],
+                   folds: int = config.DEFAULT_FOLDS, seed: int = config.DEFAULT_SEED,
+                   test_corpus: str | None = None, augmentation: Sequence[str] = (), n_jobs: int = -1,
+                   progress: Callable[[str, int, int], None] | None = None) -> UsableFeatures:
+    """Features (cached) of a catalog's clips and of their augmented copies, without the clips that cannot be
+    used: what evaluate, train and the lesson all measure on.
+
+    One bad clip in thousands (CREMA-D's release holds one of digital silence) should not cost a run: it is
+    left out, and the result names it. Leaving clips out only stops the run, with a FeatureError listing them,
+    when it would leave a class of the catalog without clips, or any of `protocols` (the protocols the
+    features are for; none to only fill the cache) with fewer folds than the whole catalog gives (a fold with
+    nothing to test or train on). `progress(stage, done, total)` reports "features" and "augment:<kind>".
+    """
+    from .features import FeatureError, extract_features_with_failures
+
+    def stage(name: str):
+        return (lambda done, total: progress(name, done, total)) if progress else None
+
+    X, failed = extract_features_with_failures(catalog, features, n_jobs=n_jobs, progress=stage("features"))
+    augmented = {}
+    for kind in augmentation:
+        augmented[kind], failed_copies = extract_features_with_failures(
+            catalog, features, augmentation=(kind, seed), n_jobs=n_jobs, progress=stage(f"augment:{kind}"))
+        failed = {**failed_copies, **failed}
+    keep = np.ones(len(catalog), dtype=bool)
+    keep[list(failed)] = False
+    usable = catalog[keep].reset_index(drop=True)
+    paths = catalog["path"].astype(str).to_numpy()
+    if failed and protocols:
+        why = _cost_of_skipping(catalog, usable, protocols, folds=folds, seed=seed, test_corpus=test_corpus)
+        if why:
+            raise FeatureError({paths[i]: failed[i] for i in sorted(failed)}, len(catalog), why)
+    return UsableFeatures(usable, X[keep], {kind: A[keep] for kind, A in augmented.items()},
+                          [{"path": paths[i], "reason": failed[i]} for i in sorted(failed)])
+
+
+def _cost_of_skipping(catalog: pd.DataFrame, usable: pd.DataFrame, protocols: Sequence[str], **how) -> str:
+    """What leaving out the unusable clips would break, as the end of a sentence; "" if nothing."""
+    lost = [label for label in config.LABELS if label in set(catalog["label"]) - set(usable["label"])]
+    if lost:
+        return f", which leaves no clip of {', '.join(lost)}"
+    for protocol in protocols:
+        whole = len(make_splits(catalog, protocol, **how))
+        try:
+            left = sum(len(split.train) > 0 and len(split.test) > 0 for split in make_splits(usable, protocol, **how))
+        except OptionError:
+            left = 0
+        if left < whole:
+            return f", which leaves {whole - left} of the {protocol} protocol's {whole} folds without clips"
+    return ""
 
 
 def training_rows(X: np.ndarray, labels: np.ndarray, rows: np.ndarray,
@@ -270,7 +343,7 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
                    protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
                    seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
                    augmented: dict[str, np.ndarray] | None = None, features: str = "",
-                   test_corpus: str | None = None, adapt: bool = False,
+                   test_corpus: str | None = None, adapt: bool = False, skipped: Sequence[dict] = (),
                    progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
     """Train and test a scikit-learn classifier on every split of a protocol.
 
@@ -278,7 +351,7 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
     `features` are pooled to mean+std); `augmented` maps an augmentation name to features of augmented
     copies of every clip, row-aligned with X: only training rows' copies are used. With `adapt`, each fold's
     model is self-trained on its test clips, unlabelled (classifiers.fit_adapted): a transductive protocol,
-    which the result records.
+    which the result records, as it records the clips `skipped` (extract_usable) before X was made.
     """
     from .classifiers import fit_adapted, fit_classifier
     from .features import get_pipeline, pool
@@ -302,7 +375,8 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "s
     return run_folds(catalog, splits, fit_predict,
                      on_fold=(lambda i, n, _: progress(i + 1, n)) if progress else None,
                      protocol=protocol, features=features, classifier=classifier, seed=seed,
-                     speaker_norm=speaker_norm, augmentation=list(augmented), adapted=adapt)
+                     speaker_norm=speaker_norm, augmentation=list(augmented), adapted=adapt,
+                     skipped=list(skipped))
 
 
 def normalize_speakers(X: np.ndarray, catalog: pd.DataFrame, augmented: dict[str, np.ndarray],
@@ -331,19 +405,14 @@ def evaluate(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: st
              progress: Callable[[str, int, int], None] | None = None) -> EvaluationResult:
     """Extract (cached) features for a catalog and cross-validate a classifier on them.
 
+    Clips that cannot be used are left out and named in the result (see extract_usable).
     `progress(stage, done, total)` reports feature extraction ("features", "augment:<kind>")
     and training ("folds").
     """
-    from .features import extract_features
-
-    def stage(name: str):
-        return (lambda done, total: progress(name, done, total)) if progress else None
-
     make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)  # refused before extracting
-    X = extract_features(catalog, features, n_jobs=n_jobs, progress=stage("features"))
-    augmented = {kind: extract_features(catalog, features, augmentation=(kind, seed), n_jobs=n_jobs,
-                                        progress=stage(f"augment:{kind}"))
-                 for kind in augmentation}
-    return cross_validate(X, catalog, classifier=classifier, protocol=protocol, folds=folds, seed=seed,
-                          speaker_norm=speaker_norm, augmented=augmented, features=features,
-                          test_corpus=test_corpus, adapt=adapt, progress=stage("folds"))
+    usable = extract_usable(catalog, features, protocols=[protocol], folds=folds, seed=seed,
+                            test_corpus=test_corpus, augmentation=augmentation, n_jobs=n_jobs, progress=progress)
+    return cross_validate(usable.X, usable.catalog, classifier=classifier, protocol=protocol, folds=folds,
+                          seed=seed, speaker_norm=speaker_norm, augmented=usable.augmented, features=features,
+                          test_corpus=test_corpus, adapt=adapt, skipped=usable.skipped,
+                          progress=(lambda done, total: progress("folds", done, total)) if progress else None)

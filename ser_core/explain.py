@@ -406,11 +406,11 @@ def importance_for(predictor: Predictor, catalog: pd.DataFrame, *, n_clips: int 
     model_feature_names(predictor)  # refuses frame-level Keras models before any extraction
     clips, where, seen = training_clips(catalog, predictor)
     sample = balanced_sample(clips, n_clips, ["speaker", "label"], seed)
-    key = {"version": 1, "model": str(predictor.bundle.path), "created": predictor.bundle.metadata.get("created"),
+    key = {"version": 2, "model": str(predictor.bundle.path), "created": predictor.bundle.metadata.get("created"),
            "features": predictor.pipeline.digest, "clips": [_clip_key(path) for path in sample["path"]],
            "n_repeats": n_repeats, "seed": seed, "metric": metric}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    file = Path(cache_dir or config.cache_dir()) / "importance" / f"{digest}.json"
+    file = Path(cache_dir or config.cache_dir()) / "importance" / f"{digest}.bin"
     cached = _read_table(file)
     if cached is not None:
         return cached
@@ -434,21 +434,28 @@ def _clip_key(path: str | os.PathLike) -> str:
 
 
 def _read_table(file: Path) -> pd.DataFrame | None:
+    """The cached table, or None if absent, damaged or altered (see features.read_cache_entry)."""
+    from .features import read_cache_entry
+
+    payload = read_cache_entry(file)
+    if payload is None:
+        return None
     try:
-        data = json.loads(file.read_text())
+        data = json.loads(payload)
         table = pd.DataFrame(data["rows"], columns=["feature", "importance", "std", "meaning"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # absent or damaged: computed again
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged: computed again
     table.attrs.update(data.get("attrs", {}))
     return table
 
 
 def _write_table(file: Path, table: pd.DataFrame) -> None:
-    """Atomically, like the feature cache: a reader never sees half a file."""
-    from .files import write_atomically
+    """As the feature cache writes: atomically, with a checksum, and best-effort (one warning where it cannot)."""
+    from .features import warn_unwritable, write_cache_entry
 
-    content = json.dumps({"rows": table.values.tolist(), "attrs": table.attrs})
-    write_atomically(file, lambda path: Path(path).write_text(content))
+    unwritable = write_cache_entry(file, json.dumps({"rows": table.values.tolist(), "attrs": table.attrs}).encode())
+    if unwritable:
+        warn_unwritable(file.parent, unwritable)
 
 
 # --- prosody -------------------------------------------------------------------------------------------------
@@ -553,7 +560,7 @@ def prosody_summaries(paths: Sequence[str | os.PathLike], *, cache_dir: str | os
                       n_jobs: int = -1, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(len(paths), len(SUMMARY)) summary numbers of each file, from the disk cache or computed in chunks on
     n_jobs processes (here when fewer than IN_PROCESS are missing); NaN rows for files that cannot be read."""
-    from .features import CHUNK_SIZE, _cache_file, _read_cached
+    from .features import CHUNK_SIZE, _cache_file, _read_cached, warn_unwritable
 
     folder = Path(cache_dir or config.cache_dir()) / CACHE_SUBDIR / f"summary-{_prosody_digest()}"
     values = np.full((len(paths), len(SUMMARY)), np.nan, dtype=np.float32)
@@ -576,21 +583,26 @@ def prosody_summaries(paths: Sequence[str | os.PathLike], *, cache_dir: str | os
         results = (map(_summary_chunk, chunks) if workers == 1 else
                    joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
                        joblib.delayed(_summary_chunk)(chunk) for chunk in chunks))
-        for result in results:
+        unwritable = None
+        for result, cache_error in results:
+            unwritable = unwritable or cache_error
             for i, row in result:
                 values[i] = row
             done += len(result)
             if progress:
                 progress(done, len(paths))
+        if unwritable:
+            warn_unwritable(folder, unwritable)
     return values
 
 
-def _summary_chunk(chunk: list[tuple[int, str, Path]]) -> list[tuple[int, np.ndarray]]:
-    """Load, summarise and cache a chunk of files (a file that cannot be loaded gives NaN, not cached)."""
+def _summary_chunk(chunk: list[tuple[int, str, Path]]) -> tuple[list[tuple[int, np.ndarray]], str | None]:
+    """Load, summarise and cache a chunk of files (a file that cannot be loaded gives NaN, not cached); and why
+    the cache could not be written, if it could not (as features._extract_chunk)."""
     from .audio import load_audio
     from .features import _write_cached
 
-    out = []
+    out, unwritable = [], None
     for i, path, file in chunk:
         try:
             y = load_audio(path, sr=PROSODY_RATE, normalize=False)  # energy as recorded: see prosody
@@ -599,9 +611,10 @@ def _summary_chunk(chunk: list[tuple[int, str, Path]]) -> list[tuple[int, np.nda
             continue
         summary = prosody(y, PROSODY_RATE).summary
         row = np.array([summary[key] for key in SUMMARY], dtype=np.float32)
-        _write_cached(file, row)
+        if unwritable is None:
+            unwritable = _write_cached(file, row)
         out.append((i, row))
-    return out
+    return out, unwritable
 
 
 @functools.cache

@@ -11,14 +11,17 @@ banks built once per process. That is what makes a cold pass over 4240 clips tak
 are librosa's (tests compare them), but only librosa.filters.mel is called: the rest of librosa compiles
 numba code on import, ~15 s per process in a fresh environment.
 
-extract_features runs a whole catalog on all cores in chunks of clips and caches one .npy per clip
-(see _cache_file for the key), so a second pass over unchanged clips only reads files.
+extract_features runs a whole catalog on all cores in chunks of clips and caches one entry per clip
+(see _cache_file for the key, write_cache_entry for the layout), so a second pass over unchanged clips only
+reads files.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
+import logging
 import os
 import queue
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from . import config
-from .errors import AudioError, ModelError, OptionError
+from .errors import AudioError, CorruptAudioError, ModelError, OptionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,6 +109,8 @@ CHUNK_SIZE = 32        # clips per worker task: enough to hide joblib's per-task
 STD_FLOOR = 1e-8       # smallest std speaker normalisation divides by (a constant feature stays 0)
 PRIOR_CLIPS = 10       # a speaker's std is shrunk towards the typical one as if from this many more clips
 CACHE_SUBDIR = "features"
+CACHE_FORMAT = 2       # layout of a cache entry: part of every entry's key, so bump it when the layout changes
+_CHECKSUM_SIZE = 32    # bytes of the SHA-256 that starts every cache entry
 # Libraries whose versions can change the numbers; part of every cache key.
 _KEY_PACKAGES = ("numpy", "scipy", "librosa", "soundfile", "soxr", "opensmile", "audiomentations")
 
@@ -218,7 +223,9 @@ def feature_names(pipeline: str | Pipeline) -> list[str]:
 def extract(y: np.ndarray, sr: int, pipeline: str | Pipeline = "librosa180") -> np.ndarray:
     """Features of one clip's mono samples, already at the pipeline's rate (load_audio(..., sr=...)).
 
-    Returns float32 of shape pipeline.shape.
+    Returns float32 of shape pipeline.shape, all finite: a model given NaN crashes or, worse, answers. Raises
+    CorruptAudioError for samples that are NaN or infinite (openSMILE would read them as full scale) and
+    AudioError when the features come out so.
     """
     pipeline = _as_pipeline(pipeline)
     if sr != pipeline.sample_rate:
@@ -227,6 +234,18 @@ def extract(y: np.ndarray, sr: int, pipeline: str | Pipeline = "librosa180") -> 
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise ValueError(f"extract expects mono 1-D samples, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise CorruptAudioError("These samples are damaged: they hold values that are not numbers (NaN or "
+                                "infinity), which no model can use. Export or record the audio again.")
+    x = _features(y, sr, pipeline)
+    if not np.isfinite(x).all():
+        raise AudioError(f"The {pipeline.name} features of this clip are not all numbers (NaN or infinity), so "
+                         "no model can use them. Choose another recording.")
+    return x
+
+
+def _features(y: np.ndarray, sr: int, pipeline: Pipeline) -> np.ndarray:
+    """extract's features, by pipeline."""
     p = pipeline.params
     if pipeline.name in ("egemaps", "compare"):
         return _smile_functionals(y, sr, p)
@@ -584,13 +603,14 @@ class _SmileExtractor:
 # --- a catalog, on all cores, cached ----------------------------------------------------------------------
 
 class FeatureError(AudioError):
-    """Some clips of a batch could not be used; `failed` maps each clip to the reason."""
+    """Some clips of a batch could not be used; `failed` maps each clip to the reason. `why` says what that
+    costs, when it is more than the clips themselves (e.g. ", which leaves no clip of sad")."""
 
-    def __init__(self, failed: Mapping[str, str], total: int):
+    def __init__(self, failed: Mapping[str, str], total: int, why: str = ""):
         self.failed = dict(failed)
-        listed = [f"  {reason}" for reason in list(self.failed.values())[:10]]
+        listed = [f"  {clip}: {reason}" for clip, reason in list(self.failed.items())[:10]]
         more = [f"  ... and {len(self.failed) - 10} more"] if len(self.failed) > 10 else []
-        super().__init__("\n".join([f"{len(self.failed)} of {total} clips could not be used (the others "
+        super().__init__("\n".join([f"{len(self.failed)} of {total} clips could not be used{why} (the others "
                                     "are cached); fix or remove these and run again:"] + listed + more))
 
 
@@ -610,14 +630,34 @@ def extract_features(catalog_or_paths: pd.DataFrame | Sequence[Source],
     1, or fewer than two chunks to do, stays in this process). `progress(done, total)` is called after
     the cache is read and as each chunk finishes, ending with (total, total).
 
-    A clip that cannot be loaded (an AudioError) does not stop the run: the others are extracted and
+    A clip that cannot be used (an AudioError) does not stop the run: the others are extracted and
     cached first, then on_error="raise" raises one FeatureError listing every failed clip and why, and
     on_error="nan" returns NaN rows for them instead (drop rows where np.isnan(X) is any).
+    extract_features_with_failures gives the reasons with the features.
     """
     if on_error not in ("raise", "nan"):
         raise OptionError(f"on_error must be 'raise' or 'nan', not {on_error!r}")
+    X, failed = extract_features_with_failures(catalog_or_paths, pipeline, augmentation=augmentation,
+                                               cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
+    if failed and on_error == "raise":
+        sources = _sources(catalog_or_paths)
+        raise FeatureError({_label(sources[i], i): reason for i, reason in failed.items()}, len(sources))
+    return X
+
+
+def extract_features_with_failures(catalog_or_paths: pd.DataFrame | Sequence[Source],
+                                   pipeline: str | Pipeline = "librosa180", *,
+                                   augmentation: tuple[str, int] | None = None,
+                                   cache_dir: str | os.PathLike | None = None, n_jobs: int = -1,
+                                   progress: Callable[[int, int], None] | None = None
+                                   ) -> tuple[np.ndarray, dict[int, str]]:
+    """extract_features' features (NaN rows for clips that cannot be used) and {row: why} of those clips.
+
+    The cache is best-effort: where it cannot be written, features are computed all the same and one warning
+    per cache folder and process says they are not kept.
+    """
     pipeline = _as_pipeline(pipeline)
-    sources = list(catalog_or_paths["path"]) if hasattr(catalog_or_paths, "columns") else list(catalog_or_paths)
+    sources = _sources(catalog_or_paths)
     folder = Path(cache_dir or config.cache_dir()) / CACHE_SUBDIR / f"{pipeline.name}-{pipeline.digest}"
     X = np.empty((len(sources), *pipeline.shape), dtype=np.float32)
 
@@ -636,21 +676,27 @@ def extract_features(catalog_or_paths: pd.DataFrame | Sequence[Source],
 
     kind = augmentation[0] if augmentation else None
     chunks = [todo[i:i + CHUNK_SIZE] for i in range(0, len(todo), CHUNK_SIZE)]
-    failed: dict[str, str] = {}
+    failed: dict[int, str] = {}
+    unwritable = None
     done = len(sources) - len(todo)
-    for results in _run_chunks(chunks, pipeline, kind, n_jobs):
+    for results, cache_error in _run_chunks(chunks, pipeline, kind, n_jobs):
+        unwritable = unwritable or cache_error
         for i, result in results:
             if isinstance(result, str):
-                failed[_label(sources[i], i)] = result
+                failed[i] = result
                 X[i] = np.nan
             else:
                 X[i] = result
         done += len(results)
         if progress:
             progress(done, len(sources))
-    if failed and on_error == "raise":
-        raise FeatureError(failed, len(sources))
-    return X
+    if unwritable:
+        warn_unwritable(folder, unwritable)
+    return X, dict(sorted(failed.items()))
+
+
+def _sources(catalog_or_paths: pd.DataFrame | Sequence[Source]) -> list[Source]:
+    return list(catalog_or_paths["path"]) if hasattr(catalog_or_paths, "columns") else list(catalog_or_paths)
 
 
 def _run_chunks(chunks: list[list[tuple]], pipeline: Pipeline, kind: str | None, n_jobs: int):
@@ -669,26 +715,29 @@ def _run_chunks(chunks: list[list[tuple]], pipeline: Pipeline, kind: str | None,
 
 
 def _extract_chunk(chunk: list[tuple], pipeline: Pipeline,
-                   kind: str | None) -> list[tuple[int, np.ndarray | str]]:
-    """Load, augment, extract and cache a chunk of clips; (row, features or the AudioError's message)."""
+                   kind: str | None) -> tuple[list[tuple[int, np.ndarray | str]], str | None]:
+    """Load, augment, extract and cache a chunk of clips: (row, features or why the clip cannot be used) for
+    each, and why the cache could not be written, if it could not (the chunk then stops trying)."""
     from .audio import load_audio
 
     sr = pipeline.sample_rate
-    results = []
+    results, unwritable = [], None
     for i, source, file, clip_seed in chunk:
-        try:
-            y = load_audio(source, sr=sr, name=_label(source, i))
-        except AudioError as error:
-            results.append((i, str(error)))
-            continue
-        if kind:
-            from .augment import augment
+        label = _label(source, i)
+        try:  # extract refuses what no model can use (samples that are not finite), as load_audio does
+            y = load_audio(source, sr=sr, name=label)
+            if kind:
+                from .augment import augment
 
-            y = augment(y, sr, kind, seed=clip_seed)
-        x = extract(y, sr, pipeline)
-        _write_cached(file, x)
+                y = augment(y, sr, kind, seed=clip_seed)
+            x = extract(y, sr, pipeline)
+        except AudioError as error:
+            results.append((i, str(error).removeprefix(f"{label}: ")))
+            continue
+        if unwritable is None:
+            unwritable = _write_cached(file, x)
         results.append((i, x))
-    return results
+    return results, unwritable
 
 
 def _clip_seed(source: Source, seed: int) -> int:
@@ -708,11 +757,12 @@ def _label(source: Source, i: int) -> str:
 
 
 def _cache_file(folder: Path, source: Source, augmentation_spec: str | None) -> Path:
-    """<cache>/features/<pipeline>-<digest>/<2 hex>/<sha256>.npy, one file per clip.
+    """<cache>/features/<pipeline>-<digest>/<2 hex>/<sha256>.bin, one file per clip.
 
     The folder's digest covers the pipeline configuration and library versions; the file's hash covers
-    the clip (absolute path, size and mtime_ns, or the content's hash for bytes) and the augmentation
-    actually applied (augment_spec_id), so a rewritten file or a changed parameter gets a new entry.
+    the clip (absolute path, size and mtime_ns, or the content's hash for bytes), the augmentation
+    actually applied (augment_spec_id) and CACHE_FORMAT, so a rewritten file, a changed parameter or a new
+    entry layout gets a new entry (an old one is never misread).
     """
     if isinstance(source, bytes):
         clip = f"sha256:{hashlib.sha256(source).hexdigest()}"
@@ -723,27 +773,67 @@ def _cache_file(folder: Path, source: Source, augmentation_spec: str | None) -> 
             clip = f"path:{path}|{stat.st_size}|{stat.st_mtime_ns}"
         except OSError:
             clip = f"path:{path}|missing"  # never written: load_audio reports the missing file
-    digest = hashlib.sha256(f"{clip}|{augmentation_spec}".encode()).hexdigest()
-    return folder / digest[:2] / f"{digest}.npy"
+    digest = hashlib.sha256(f"{clip}|{augmentation_spec}|format {CACHE_FORMAT}".encode()).hexdigest()
+    return folder / digest[:2] / f"{digest}.bin"
 
 
 def _read_cached(file: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The cached features, or None if absent or unreadable (a damaged entry is simply recomputed)."""
+    """The cached features, or None if absent, unreadable or altered (a damaged entry is simply recomputed)."""
+    payload = read_cache_entry(file)
+    if payload is None:
+        return None
     try:
-        x = np.load(file, allow_pickle=False)
+        x = np.load(io.BytesIO(payload), allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
     return x if x.shape == shape and x.dtype == np.float32 else None
 
 
-def _write_cached(file: Path, x: np.ndarray) -> None:
-    """Write atomically: readers never see half a file."""
-    from .files import write_atomically
+def _write_cached(file: Path, x: np.ndarray) -> str | None:
+    """Cache features as an .npy payload (see write_cache_entry); why not, when the cache cannot be written."""
+    buffer = io.BytesIO()
+    np.save(buffer, x)
+    return write_cache_entry(file, buffer.getvalue())
 
-    def save(path: str) -> None:
-        with open(path, "wb") as out:  # a file object: np.save would add ".npy" to a path
-            np.save(out, x)
-    write_atomically(file, save)
+
+def read_cache_entry(file: Path) -> bytes | None:
+    """A cache entry's payload, or None if absent, unreadable, cut short or altered: every entry starts with
+    the SHA-256 of its payload, as a header that still parses says nothing about the values after it."""
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return None
+    checksum, payload = data[:_CHECKSUM_SIZE], data[_CHECKSUM_SIZE:]
+    return payload if hashlib.sha256(payload).digest() == checksum else None
+
+
+def write_cache_entry(file: Path, payload: bytes) -> str | None:
+    """Write a cache entry (checksum, then payload) atomically, so readers never see half a file.
+
+    Best-effort: a cache only saves time, so a folder that cannot be written (read-only, full disk) does not
+    stop the work that fills it. Returns why it failed, for the caller's one warning (warn_unwritable).
+    """
+    from . import files
+
+    entry = hashlib.sha256(payload).digest() + payload
+    try:
+        files.write_atomically(file, lambda path: Path(path).write_bytes(entry))
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+_warned_unwritable: set[str] = set()
+
+
+def warn_unwritable(folder: Path, reason: str) -> None:
+    """Say once per cache folder and process that results are computed but not kept there."""
+    if str(folder) not in _warned_unwritable:
+        _warned_unwritable.add(str(folder))
+        logging.getLogger(__name__).warning(
+            f"warning: the cache {folder} cannot be written ({reason}): results are computed but not kept, "
+            f"so the next run computes them again; make it writable or set {config.CACHE_DIR_ENV} to another "
+            "folder.")
 
 
 @functools.cache

@@ -1,32 +1,105 @@
-"""Atomic file writes: a reader, or a crash, never sees half a file (the cache, bundles' extras, recordings)."""
+"""Atomic file writes: a reader, or a crash, never sees half a file (the cache, bundles' extras, recordings,
+reports); and the lock that keeps two processes' read-modify-write changes of one folder apart."""
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 import tempfile
-from contextlib import suppress
+import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+from . import config
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; callers' thread locks and never-overwriting names still hold
+    fcntl = None
+
+# The hidden temporary files write_atomically makes: tempfile.mkstemp(prefix=".<name>.", suffix=".tmp") puts
+# 8 characters of its own alphabet between them.
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 
-def write_atomically(target: str | os.PathLike, write: Callable[[str], None], *, durable: bool = False) -> Path:
+def write_atomically(target: str | os.PathLike, write: Callable[[str], None], *, durable: bool = False,
+                     overwrite: bool = True) -> Path:
     """Write through `write(temporary path)` to a hidden file beside `target`, then put it in place with one
-    os.replace: readers see the old file or the new one, never a part. `durable` flushes it to disk first,
-    for data a user cannot make again (their recordings), not for caches."""
+    rename: readers see the old file or the new one, never a part. `durable` flushes it to disk first,
+    for data a user cannot make again (their recordings), not for caches. `overwrite=False` raises
+    FileExistsError rather than replace a file that is there, even one another process put there meanwhile."""
+    with staged(target, write, durable=durable, overwrite=overwrite) as placed:
+        pass
+    return placed
+
+
+@contextmanager
+def staged(target: str | os.PathLike, write: Callable[[str], None], *, durable: bool = False,
+           overwrite: bool = True) -> Iterator[Path]:
+    """write_atomically in two steps: the new content is written first, then the caller's block runs, then the
+    file is put in place. If the block raises, `target` stays as it was: a change that also moves other files
+    writes first what needs disk space, so a full disk stops it before anything moved."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(target.parent)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
     try:
+        try:
+            if hasattr(os, "fchmod"):  # an ordinary file's mode, not mkstemp's owner-only one
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(handle, 0o666 & ~umask)
+        finally:
+            os.close(handle)
         write(temporary)
         if durable:
             with open(temporary, "rb+") as written:
                 os.fsync(written.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # an ordinary file's mode, not mkstemp's owner-only one
-        os.replace(temporary, target)
+        yield target
+        _place(temporary, target, overwrite)
     except BaseException:
         with suppress(OSError):
             os.unlink(temporary)
         raise
-    return target
+
+
+@contextmanager
+def hold_lock(lock: str | os.PathLike) -> Iterator[None]:
+    """Wait for, then hold, an exclusive lock on the file `lock` (created if missing, never removed) until the
+    block ends, so another process's read-modify-write of the same data waits for this one's."""
+    with open(lock, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, or its process dies
+        yield
+
+
+def _place(temporary: str, target: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temporary, target)
+        return
+    try:
+        os.link(temporary, target)  # refuses an existing target in the same step that creates it
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links (FAT, some network shares): check, then rename
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(temporary, target)
+        return
+    os.unlink(temporary)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove what killed writers left in `folder`: only regular files named as this module names its temporary
+    files, untouched for STALE_TEMPORARY_AGE (a live writer in another process keeps its file younger)."""
+    oldest = time.time() - config.STALE_TEMPORARY_AGE
+    with suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not (entry.name.startswith(".") and _TEMPORARY.fullmatch(entry.name)):
+                continue
+            with suppress(OSError):  # gone meanwhile: another writer cleaned it
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < oldest:
+                    os.unlink(entry.path)

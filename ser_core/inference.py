@@ -13,7 +13,7 @@ import numpy as np
 
 from . import config
 from .bundles import Bundle, load_bundle
-from .errors import AudioError, ModelError
+from .errors import AudioError, ModelError, SilentAudioError
 
 SILENCE = "silence"
 
@@ -75,6 +75,15 @@ class Timeline:
 
     def to_dict(self) -> dict:
         return {"windows": [asdict(w) for w in self.windows], "summary": self.summary()}
+
+    def overall(self, name: str = "the recording") -> Prediction:
+        """The whole recording's prediction: the mean probabilities of its voiced windows. SilentAudioError, naming
+        the recording, when none is voiced."""
+        summary = self.summary()
+        if summary["label"] is None:
+            raise SilentAudioError(f"{name}: this recording is silent (no window of it reaches {config.SILENCE_DBFS:g} "
+                                   "dBFS). Check that the microphone was on, or choose a recording with speech in it.")
+        return Prediction(summary["label"], summary["mean"])
 
 
 class Predictor:
@@ -200,9 +209,14 @@ class Predictor:
         return np.asarray(self.bundle.predict_proba(self._model_input(X)), dtype=np.float64)
 
     def predict(self, source, *, name: str | None = None) -> Prediction:
-        """Classify a path, bytes or an uploaded file; bad audio raises a typed AudioError."""
-        from .audio import load_audio
+        """Classify a path, bytes or an uploaded file; bad audio raises a typed AudioError. A clip longer than
+        config.LONG_CLIP (or of a length its header omits) is classified window by window, in memory bounded by a
+        window, as the mean of its voiced windows (Timeline.overall)."""
+        from .audio import audio_info, load_audio, source_name
 
+        duration = audio_info(source, name=name).duration
+        if duration is None or duration > config.LONG_CLIP:
+            return self.predict_windows(source, name=name).overall(source_name(source, name))
         return self.predict_samples(load_audio(source, sr=self.pipeline.sample_rate, name=name))
 
     def predict_windows(self, source, *, window: float = config.WINDOW, hop: float = config.HOP,

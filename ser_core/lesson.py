@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from . import config
-from .evaluation import EvaluationResult, cross_validate
+from .evaluation import EvaluationResult, cross_validate, extract_usable
 
 WHY_RANDOM_INFLATES = (
     "A random split puts clips of the **same speakers** on both sides: the model is tested on voices it has "
@@ -57,18 +57,19 @@ def leakage_lesson(catalog: pd.DataFrame, *, features: str = "egemaps", classifi
     """Evaluate `classifier` on `features` of `catalog` under the random split, by speaker, and by speaker with
     per-speaker normalisation: the same features, the same seed, the same number of folds.
 
+    Clips that cannot be used are left out of all three, and each result names them (see extract_usable).
     `progress(stage, done, total)` reports feature extraction ("features") and each evaluation ("random",
     "speaker", "speaker, normalised"), as evaluation.evaluate does.
     """
-    from .features import extract_features
-
     def stage(name: str):
         return (lambda done, total: progress(name, done, total)) if progress else None
 
-    X = extract_features(catalog, features, n_jobs=n_jobs, progress=stage("features"))
+    usable = extract_usable(catalog, features, protocols=("random", "speaker"), folds=folds, seed=seed,
+                            n_jobs=n_jobs, progress=progress)
     runs = {}
     for name, protocol, speaker_norm in (("random", "random", False), ("speaker", "speaker", False),
                                          ("speaker, normalised", "speaker", True)):
-        runs[name] = cross_validate(X, catalog, classifier=classifier, protocol=protocol, folds=folds, seed=seed,
-                                    speaker_norm=speaker_norm, features=features, progress=stage(name))
+        runs[name] = cross_validate(usable.X, usable.catalog, classifier=classifier, protocol=protocol, folds=folds,
+                                    seed=seed, speaker_norm=speaker_norm, features=features,
+                                    skipped=usable.skipped, progress=stage(name))
     return Lesson(runs["random"], runs["speaker"], runs["speaker, normalised"])

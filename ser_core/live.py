@@ -40,8 +40,9 @@ class LiveSession:
 
     def __init__(self, predictor: Predictor, *, window: float = config.WINDOW, hop: float = config.HOP,
                  max_pending: int = MAX_PENDING):
-        if not 0 < hop <= window:
-            raise ValueError("window and hop must satisfy 0 < hop <= window")
+        from .audio import check_windows
+
+        check_windows(window, hop)
         self.predictor, self.window, self.hop = predictor, window, hop
         self.sr = predictor.pipeline.sample_rate
         self._size, self._step = int(round(window * self.sr)), int(round(hop * self.sr))
@@ -72,14 +73,18 @@ class LiveSession:
     # --- the audio side: called for every frame, never blocks on the model --------------------------------
 
     def push(self, samples: np.ndarray, sample_rate: int, *, last: bool = False) -> None:
-        """Add mono float32 samples at `sample_rate`; queue a window every hop. `last` flushes the resampler."""
+        """Add mono float32 samples at `sample_rate`; queue a window every hop. `last` flushes the resampler.
+
+        Samples that are not numbers (a float frame can carry NaN or infinity) count as dropouts, silence: they
+        would poison the resampler for the rest of the stream and reach the recording at full scale.
+        """
         import soxr
 
         if sample_rate != self._in_rate:
             self._in_rate = sample_rate
             self._resampler = (None if sample_rate == self.sr else
                                soxr.ResampleStream(sample_rate, self.sr, 1, dtype="float32"))
-        y = np.asarray(samples, dtype=np.float32)
+        y = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         if self._resampler is not None:
             y = self._resampler.resample_chunk(y, last=last)
         if not len(y):

@@ -9,15 +9,20 @@ evaluation treat it like any corpus:
 The files are the truth: a clip exists while its WAV does, its label is its folder, its speaker the prefix
 of its name (unless metadata.csv names one, as the catalog reads it). metadata.csv adds gender and the date
 recorded. Every write goes to a hidden temporary file in the destination folder (the catalog skips hidden
-files) and is put in place by os.replace, audio before metadata, so a crash leaves no partial file; a clip
-whose row is missing is still cataloged by its folder and name, and its row is rebuilt at the next change.
-Relabelling and renaming move a file with one os.replace rather than copy-then-delete, so a clip is never
-in two folders at once (a duplicate with two labels would leak between folds). One lock serialises the
-changes of all the sessions of one server.
+files) and is put in place by a rename, so a crash leaves no partial file; a clip whose row is missing (a
+crash between its audio and metadata.csv) is still cataloged by its folder and name, and its row is rebuilt
+at the next change. A change is whole or not at all: the new metadata.csv is written before any clip moves
+(a full disk stops it there), and on an error the moved clips go back and a new clip is taken back.
+Relabelling and renaming move a file with one rename rather than copy-then-delete, so a clip is never
+in two folders at once (a duplicate with two labels would leak between folds). Changes to one corpus are
+serialised by a thread lock and a lock file in it, so two app servers on one data folder, or the command line
+beside the app, never pick the same new name or lose each other's metadata rows.
 """
 from __future__ import annotations
 
 import csv
+import errno
+import hmac
 import os
 import re
 import threading
@@ -25,17 +30,16 @@ import unicodedata
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
 from . import config
 from .audio import AudioSource, audio_info, load_audio, to_wav_bytes
 from .corpora import CUSTOM_METADATA, corpus_slug, parse_custom
 from .errors import DatasetError, OptionError, SerError, TooLongError
-from .files import write_atomically
+from .files import hold_lock, staged, write_atomically
 
 METADATA_COLUMNS: tuple[str, ...] = ("file", "speaker", "label", "gender", "date")
 CLIP_COLUMNS: tuple[str, ...] = METADATA_COLUMNS + ("duration", "path")
@@ -45,6 +49,7 @@ _SPEAKER = re.compile(r"^[^\W_]{1,40}$")              # letters and digits: the 
 _NUMBERED = re.compile(r"^(?P<speaker>[^\W_]+)_(?P<number>\d+)$")
 _MAX_CORPUS_NAME = 60
 _LOCK = threading.Lock()
+_LOCK_FILE = ".lock"  # hidden, so the catalog skips it
 
 
 def corpus_name(name: str) -> str:
@@ -116,20 +121,25 @@ def add_clip(corpus: str, audio: AudioSource | np.ndarray, *, speaker: str, labe
     A speaker already in the corpus keeps its spelling there, and its gender when none is given.
     """
     speaker, label, gender = validate_speaker(speaker), _check_label(label), _check_gender(gender)
-    y = np.clip(load_clip(audio, sr=sr, name=name), -1.0, 1.0)  # resampling may overshoot full scale
-    with _LOCK:
-        folder = _corpus_folder(corpus, data_dir)
-        with _changing(folder):
-            (folder / label).mkdir(parents=True, exist_ok=True)
+    # Encoded here and written by Python, whose errors name their cause ("No space left on device") where
+    # libsndfile's say only "System error"; to_wav_bytes clips to full scale, which resampling may overshoot.
+    wav = to_wav_bytes(load_clip(audio, sr=sr, name=name), config.RECORDING_RATE)
+    folder = _corpus_folder(corpus, data_dir)
+    with _changing(folder, "the clip was not saved"):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
             columns, rows = _load(folder)
             known = [row for row in rows if row["speaker"].casefold() == speaker]  # "Eve" in a hand-made table
-            target = folder / label / _free_name(folder, speaker)
-            write_atomically(target, lambda temporary: sf.write(temporary, y, config.RECORDING_RATE,
-                                                                  format="WAV", subtype="PCM_16"), durable=True)
+            target = _write_new(folder, label, speaker, wav)
             row = {"file": _key(target), "speaker": known[0]["speaker"] if known else speaker, "label": label,
                    "gender": gender or next((other["gender"] for other in known if other["gender"]), ""),
                    "date": _now()}
-            _save_metadata(folder, columns, rows + [row])
+            try:
+                _commit(folder, columns, rows + [row])
+            except BaseException:
+                with suppress(OSError):
+                    target.unlink()  # a clip without its row would lose its gender: take it back
+                raise
     return row
 
 
@@ -151,36 +161,36 @@ def list_clips(corpus: str, *, data_dir: str | os.PathLike | None = None) -> pd.
 def relabel_clip(corpus: str, file: str, *, label: str, data_dir: str | os.PathLike | None = None) -> dict:
     """Move a clip (`file` as list_clips gives it, e.g. "happy/ana_001.wav") to another label's folder."""
     label = _check_label(label)
-    with _LOCK:
-        folder = _corpus_folder(corpus, data_dir)
-        with _changing(folder):
-            columns, rows = _load(folder)
-            row = _find(rows, file, folder)
-            if row["label"] == label:
-                return row
-            source = folder / row["file"]
-            target = folder / label / source.name
-            if target.exists():
-                raise DatasetError(f"{_key(target)} already exists in {folder}; rename or delete one of them first.")
-            target.parent.mkdir(exist_ok=True)
-            os.replace(source, target)
-            moved = row | {"file": _key(target), "label": label}
-            _save_metadata(folder, columns, [moved if other is row else other for other in rows])
-            _remove_if_empty(source.parent)
+    folder = _corpus_folder(corpus, data_dir)
+    with _changing(folder), _locked(folder):
+        columns, rows = _load(folder)
+        row = _find(rows, file, folder)
+        if row["label"] == label:
+            return row
+        source = folder / row["file"]
+        target = folder / label / source.name
+        if target.exists():
+            raise DatasetError(f"{_key(target)} already exists in {folder}; rename or delete one of them first.")
+        target.parent.mkdir(exist_ok=True)
+        moved = row | {"file": _key(target), "label": label}
+        _commit(folder, columns, [moved if other is row else other for other in rows], [(source, target)])
+        _remove_if_empty(source.parent)
     return moved
 
 
 def delete_clip(corpus: str, file: str, *, data_dir: str | os.PathLike | None = None) -> None:
-    """Delete a clip's file, then its metadata row (a crash in between leaves a row that the next change drops)."""
-    with _LOCK:
-        folder = _corpus_folder(corpus, data_dir)
-        with _changing(folder):
-            columns, rows = _load(folder)
-            row = _find(rows, file, folder)
-            path = folder / row["file"]
-            path.unlink()
-            _save_metadata(folder, columns, [other for other in rows if other is not row])
-            _remove_if_empty(path.parent)
+    """Delete a clip's file and its metadata row: the clip is first moved to a hidden name, so that it can go back
+    if the new metadata.csv cannot be put in place."""
+    folder = _corpus_folder(corpus, data_dir)
+    with _changing(folder), _locked(folder):
+        columns, rows = _load(folder)
+        row = _find(rows, file, folder)
+        path = folder / row["file"]
+        hidden = path.with_name(f".{path.name}.deleting")
+        _commit(folder, columns, [other for other in rows if other is not row], [(path, hidden)])
+        with suppress(OSError):  # deleted all the same: hidden, and without its row
+            hidden.unlink()
+        _remove_if_empty(path.parent)
 
 
 def rename_speaker(corpus: str, old: str, new: str, *, data_dir: str | os.PathLike | None = None) -> int:
@@ -189,22 +199,33 @@ def rename_speaker(corpus: str, old: str, new: str, *, data_dir: str | os.PathLi
     Renaming onto an existing speaker merges the two, which is how a misspelt name is fixed.
     """
     new = validate_speaker(new)
-    with _LOCK:
-        folder = _corpus_folder(corpus, data_dir)
-        with _changing(folder):
-            columns, rows = _load(folder)
-            theirs = [row for row in rows if row["speaker"] == old]
-            if not theirs:
-                raise DatasetError(f"No clips of speaker {old!r} in {folder}.")
-            if old == new:
-                return 0
-            for row in theirs:
-                source = folder / row["file"]
-                target = source.parent / _free_name(folder, new)
-                os.replace(source, target)
-                row.update(file=_key(target), speaker=new)
-            _save_metadata(folder, columns, rows)
+    folder = _corpus_folder(corpus, data_dir)
+    with _changing(folder), _locked(folder):
+        columns, rows = _load(folder)
+        theirs = [row for row in rows if row["speaker"] == old]
+        if not theirs:
+            raise DatasetError(f"No clips of speaker {old!r} in {folder}.")
+        if old == new:
+            return 0
+        first, moves = _next_number(folder, new), []
+        for number, row in enumerate(theirs, first):
+            source = folder / row["file"]
+            target = source.with_name(f"{new}_{number:03d}{source.suffix}")
+            moves.append((source, target))
+            row.update(file=_key(target), speaker=new)
+        _commit(folder, columns, rows, moves)
     return len(theirs)
+
+
+def passcode_required() -> bool:
+    """Whether relabelling, deleting and renaming ask for the class passcode ($SER_RECORD_PASSCODE is set)."""
+    return bool(os.environ.get(config.RECORD_PASSCODE_ENV))
+
+
+def passcode_matches(typed: str) -> bool:
+    """Whether `typed` is the class passcode, or none is set; compared in constant time."""
+    passcode = os.environ.get(config.RECORD_PASSCODE_ENV, "")
+    return not passcode or hmac.compare_digest(typed.encode(), passcode.encode())
 
 
 def _check_label(label: str) -> str:
@@ -245,14 +266,27 @@ def _corpus_folder(corpus: str, data_dir: str | os.PathLike | None) -> Path:
 
 
 @contextmanager
-def _changing(folder: Path) -> Iterator[None]:
-    """Disk errors (full, read-only) as a message a user can act on."""
+def _changing(folder: Path, outcome: str = "nothing was changed") -> Iterator[None]:
+    """Disk errors (full, read-only) as a message a user can act on; `outcome` says what became of the change."""
     try:
         yield
-    except (OSError, sf.SoundFileError) as error:  # libsndfile reports a full disk as its own error
-        reason = getattr(error, "strerror", None) or error
-        raise DatasetError(f"Could not save the change in {folder}: {reason}. Check that the data folder is "
-                           "writable and has free space; saved clips are unharmed.") from error
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DatasetError(f"Could not save the change in {folder}: the disk is full. Free some space and try "
+                               f"again; {outcome}.") from error
+        raise DatasetError(f"Could not save the change in {folder}: {error.strerror or error}. Check that the data "
+                           f"folder is writable and has free space; {outcome}.") from error
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One change at a time to a corpus: across this server's sessions (_LOCK) and across processes (a lock
+    file in the corpus folder), so that no two pick one new name or write metadata.csv from one old copy."""
+    if not folder.is_dir():
+        raise DatasetError(f"There is no corpus {folder.name} in {folder.parent}: it may have been deleted in "
+                           "another session. Reload the page.")
+    with _LOCK, hold_lock(folder / _LOCK_FILE):
+        yield
 
 
 def _key(path: Path) -> str:
@@ -273,12 +307,25 @@ def _find(rows: list[dict], file: str, folder: Path) -> dict:
                        "Reload the page.")
 
 
-def _free_name(folder: Path, speaker: str) -> str:
-    """<speaker>_<n>.wav with n one past the speaker's highest number in any label folder of the corpus."""
+def _next_number(folder: Path, speaker: str) -> int:
+    """One past the speaker's highest <speaker>_<n> in any label folder of the corpus."""
     used = [int(match["number"]) for label_folder in _entries(folder) if _label_folder(label_folder)
             for path in label_folder.iterdir()
             if (match := _NUMBERED.match(path.stem)) and match["speaker"].casefold() == speaker]
-    return f"{speaker}_{max(used, default=0) + 1:03d}.wav"
+    return max(used, default=0) + 1
+
+
+def _write_new(folder: Path, label: str, speaker: str, wav: bytes) -> Path:
+    """Write a clip as <label>/<speaker>_<n>.wav, the next free n, never over a file that is there: a process
+    that does not take the lock (an older version, a file system without locks) may have taken the name."""
+    while True:
+        target = folder / label / f"{speaker}_{_next_number(folder, speaker):03d}.wav"
+        try:
+            return write_atomically(target, lambda temporary: Path(temporary).write_bytes(wav), durable=True,
+                                    overwrite=False)
+        except FileExistsError:
+            if not os.path.lexists(target):  # not the name taken: a folder or file in the way
+                raise
 
 
 def _read_metadata(folder: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
@@ -326,8 +373,10 @@ def _load(folder: Path) -> tuple[list[str], list[dict]]:
     return columns, rows
 
 
-def _save_metadata(folder: Path, columns: list[str], rows: list[dict]) -> None:
-    """Rewrite metadata.csv whole (its own columns first, any others the table had after them)."""
+def _commit(folder: Path, columns: list[str], rows: list[dict], moves: Sequence[tuple[Path, Path]] = ()) -> None:
+    """Rewrite metadata.csv whole (its own columns first, any others the table had after them) and move clips,
+    as one change: the new table is written first, the clips moved, then the table put in place. On an error
+    the moved clips go back and the old table stays."""
     fields = list(METADATA_COLUMNS) + [name for name in columns if name not in METADATA_COLUMNS]
 
     def write(temporary: str) -> None:
@@ -336,7 +385,21 @@ def _save_metadata(folder: Path, columns: list[str], rows: list[dict]) -> None:
             writer.writeheader()
             writer.writerows(sorted(rows, key=lambda row: row["file"]))
 
-    write_atomically(folder / CUSTOM_METADATA, write, durable=True)
+    done = []
+    try:
+        with staged(folder / CUSTOM_METADATA, write, durable=True):
+            for source, target in moves:
+                os.replace(source, target)
+                done.append((source, target))
+    except BaseException:
+        try:
+            for source, target in reversed(done):
+                os.replace(target, source)
+        except OSError as error:
+            raise DatasetError(f"Could not finish the change in {folder}, nor undo it ({error.strerror or error}): "
+                               "some clips have their new name or label and the others their old one; none is "
+                               "lost. Reload the page to see them.") from error
+        raise
 
 
 def _remove_if_empty(folder: Path) -> None:

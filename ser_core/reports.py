@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import config
 from .errors import ModelError
-from .evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS
+from .evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS, skipped_note
 
 PROTOCOL_EXPLANATIONS = {
     "speaker": "Every test fold holds speakers that the model never heard in training, so these figures estimate "
@@ -73,8 +73,10 @@ def _join(values: Iterable) -> str:
 def _card(evaluation: dict, *, name: str, model: str, features: str, corpora: list[str], n_clips: int,
           n_speakers: int, labels: list[str], speaker_norm: bool, augmentation: list[str],
           created: str | None) -> dict[str, str]:
-    card = {"name": name, "model": model, "features": features,
-            "corpora": _join(corpora), "clips": str(n_clips), "speakers": str(n_speakers),
+    skipped = evaluation.get("skipped") or []
+    card = {"name": name, "model": model, "features": features, "corpora": _join(corpora),
+            "clips": str(n_clips) + (f" ({len(skipped)} more left out: could not be used)" if skipped else ""),
+            "speakers": str(n_speakers),
             "emotions": _join(sorted(labels, key=_vocabulary_order)),
             "speaker normalisation": "yes (calibrate on the speaker first)" if speaker_norm else "no",
             "augmentation": ("+".join(augmentation) + " (training folds only)") if augmentation else "none"}
@@ -414,6 +416,8 @@ def html_report(source: Any, *, events: Iterable | None = None, title: str | Non
               "<ul>",
               f"<li>{_e(ev['folds'])} folds, seed {_e(ev['seed'])}</li>",
               f"<li>data: {_e(_join(ev['corpora']))}: {_e(ev['n_clips'])} clips, {_e(ev['n_speakers'])} speakers</li>",
+              *([f"<li>{_e(skipped_note(ev['skipped'], limit=len(ev['skipped'])))}</li>"]
+                if ev.get("skipped") else []),
               f"<li>features: {_e(ev['features'])}; model: {_e(ev['classifier'])}</li>",
               f"<li>per-speaker normalisation: {'yes' if ev.get('speaker_norm') else 'no'}</li>",
               *([f"<li>adapted: {_e(ADAPTATION_DESCRIPTION)}</li>"]

@@ -12,9 +12,10 @@ import json
 import math
 import os
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ import pandas as pd
 from . import config
 from .errors import ModelError, OptionError
 from .evaluation import EvaluationResult
+
+if TYPE_CHECKING:
+    from .jobs import JobQueue
 
 BASELINES: tuple[str, ...] = ("svm", "logreg", "ridge")  # scikit-learn models train() accepts besides the Keras zoo
 
@@ -52,6 +56,7 @@ class TrainConfig:
         from .features import get_pipeline
         from .models import MODELS, OPTIMIZERS, check_model_features
 
+        self._check_types()
         if self.model not in BASELINES + tuple(MODELS):
             raise OptionError(f"Unknown model {self.model!r}: choose one of {', '.join(BASELINES + tuple(MODELS))}.")
         if not self.features:
@@ -78,14 +83,33 @@ class TrainConfig:
             if not ok:
                 raise OptionError(f"Invalid training config: {message}.")
 
+    def _check_types(self) -> None:
+        """Each field of the type of its default (a hand-edited config can hold anything), so that the range
+        checks compare numbers with numbers."""
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, tuple):
+                ok = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+            elif isinstance(default, bool):
+                ok = isinstance(value, bool)
+            else:
+                kinds = (int, float) if isinstance(default, float) else type(default)
+                ok = isinstance(value, kinds) and not isinstance(value, bool)
+            if not ok:
+                kind = {tuple: "a list of names", bool: "true or false", int: "a whole number", float: "a number",
+                        str: "text"}[type(default)]
+                raise OptionError(f"Invalid training config: {f.name} must be {kind}, not {value!r}.")
+
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "augmentation": list(self.augmentation)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        if not isinstance(data, dict):
+            raise OptionError("A training config is a JSON object of settings, like {\"model\": \"svm\"}.")
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise OptionError(f"Unknown training config keys: {', '.join(sorted(unknown))}.")
+            raise OptionError(f"Unknown training config keys: {', '.join(sorted(map(str, unknown)))}.")
         return cls(**data)
 
     @classmethod
@@ -95,7 +119,7 @@ class TrainConfig:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as error:
             raise OptionError(f"Cannot read the training config {path}: {error}") from None
-        return cls.from_dict(data.get("config", data) if isinstance(data, dict) else {})
+        return cls.from_dict(data.get("config", data) if isinstance(data, dict) else data)
 
 
 @dataclass(frozen=True)
@@ -133,14 +157,18 @@ class TrainingRun:
     label_counts: dict[str, int]
     speaker_std: np.ndarray | None = None  # the typical within-speaker std, when speaker-normalised
     adaptation: dict[str, np.ndarray] | None = None  # what a speaker-normalised ridge needs to adapt to a voice
+    skipped: list[dict] = field(default_factory=list)  # clips left out as unusable ({"path", "reason"})
 
 
 def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
           on_event: Callable[[Event], None] | None = None, stop: threading.Event | None = None,
           n_jobs: int = -1) -> TrainingRun:
-    """Cross-validate `train_config.model` on the catalog under its protocol, then fit it on every clip."""
-    from .evaluation import make_splits, normalize_speakers, run_folds, training_rows, validation_rows
-    from .features import extract_features, get_pipeline, pool
+    """Cross-validate `train_config.model` on the catalog under its protocol, then fit it on every clip.
+
+    Clips that cannot be used are left out and named in the run (see evaluation.extract_usable)."""
+    from .evaluation import (extract_usable, make_splits, normalize_speakers, run_folds, training_rows,
+                             validation_rows)
+    from .features import get_pipeline, pool
 
     cfg = train_config or TrainConfig()
     emit = on_event or (lambda event: None)
@@ -151,12 +179,11 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     if len(labels) < 2:
         raise OptionError("Training needs clips of at least two emotions.")
 
-    def features_progress(stage: str):
-        return lambda done, total: emit(Event("features", done=done, total=total, metrics={"stage": stage}))
-
-    X = extract_features(catalog, cfg.features, n_jobs=n_jobs, progress=features_progress("features"))
-    augmented = {a: extract_features(catalog, cfg.features, augmentation=(a, cfg.seed), n_jobs=n_jobs,
-                                     progress=features_progress(f"augment:{a}")) for a in cfg.augmentation}
+    usable = extract_usable(catalog, cfg.features, protocols=[cfg.protocol], folds=cfg.folds, seed=cfg.seed,
+                            augmentation=cfg.augmentation, n_jobs=n_jobs,
+                            progress=lambda stage, done, total: emit(Event("features", done=done, total=total,
+                                                                           metrics={"stage": stage})))
+    catalog, X, augmented = usable.catalog, usable.X, usable.augmented
     keras_model = cfg.model not in BASELINES
     if not keras_model:
         X, augmented = pool(X, kind), {a: pool(A, kind) for a, A in augmented.items()}
@@ -200,7 +227,8 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     result = run_folds(catalog, splits, fit_predict,
                        on_fold=lambda i, n, fold: emit(Event("fold", fold=i, folds=n, metrics=fold)),
                        protocol=cfg.protocol, features=cfg.features, classifier=cfg.model, seed=cfg.seed,
-                       speaker_norm=cfg.speaker_norm, augmentation=list(cfg.augmentation), adapted=cfg.adapt)
+                       speaker_norm=cfg.speaker_norm, augmentation=list(cfg.augmentation), adapted=cfg.adapt,
+                       skipped=usable.skipped)
     if not state["stopped"]:
         emit(Event("final", folds=len(splits)))
         fit_rows(np.arange(len(catalog)), None, "final")
@@ -209,7 +237,7 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
                        stopped=state["stopped"], corpora=sorted(catalog["corpus"].unique()),
                        n_clips=len(catalog), n_speakers=int(catalog["speaker"].nunique()),
                        label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()},
-                       speaker_std=speaker_std, adaptation=state["adaptation"])
+                       speaker_std=speaker_std, adaptation=state["adaptation"], skipped=usable.skipped)
 
 
 def _sklearn_fitter(cfg: TrainConfig):
@@ -285,11 +313,25 @@ def _predict_labels(model, X: np.ndarray, labels: list[str],
     return np.asarray(labels)[probabilities.argmax(axis=1)], pd.DataFrame(probabilities, columns=labels)
 
 
+def model_folder(name: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """The folder save_run writes a model called `name` to: inside `out_dir`, else the user's models folder.
+
+    Refuses a name that is not a plain model name, a shipped model's name (in the user's models folder), and a
+    folder, file or link there that is not one of the user's own bundles; cheap, so check it before training.
+    """
+    from .bundles import check_model_name, check_replaceable
+
+    check_model_name(name)
+    if out_dir is None and (config.SHIPPED_MODELS_DIR / name).exists():
+        raise ModelError(f"{name!r} is the name of a shipped model: choose another name for yours.")
+    target = (config.user_models_dir() if out_dir is None else Path(out_dir)) / name
+    check_replaceable(target)
+    return target
+
+
 def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = None) -> Path:
     """Save a run's model as a bundle with its config and measured figures (and per-clip predictions as
-    predictions.csv beside metadata.json).
-
-    Without `out_dir` it goes to the user's models folder, where a shipped model's name is refused.
+    predictions.csv beside metadata.json), in model_folder(name, out_dir).
     """
     from .bundles import ADAPTATION_FILE, PREDICTIONS_FILE, adaptation_file, save_bundle
     from .evaluation import predictions_to_csv
@@ -297,12 +339,7 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
 
     if run.model is None:
         raise ModelError("This run was stopped before any model was trained: there is nothing to save.")
-    if out_dir is None:
-        if (config.SHIPPED_MODELS_DIR / name).exists():
-            raise ModelError(f"{name!r} is the name of a shipped model: choose another name for yours.")
-        target = config.user_models_dir() / name
-    else:
-        target = Path(out_dir) / name
+    target = model_folder(name, out_dir)
     pipeline = get_pipeline(run.config.features)
     labels = ([str(c) for c in run.model.classes_] if run.config.model in BASELINES else run.labels)
     metadata = {
@@ -334,6 +371,10 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
     return save_bundle(target, run.model, metadata, files=files)
 
 
+class _StoppedWaiting(Exception):
+    """A queued training run stopped before its turn came."""
+
+
 class TrainingJob:
     """A training run on a background thread, for an app page that redraws while it trains.
 
@@ -341,23 +382,38 @@ class TrainingJob:
     when `done`, `run` holds the TrainingRun or `error` the message of what went wrong.
     """
 
-    def __init__(self, catalog: pd.DataFrame, train_config: TrainConfig, *, n_jobs: int = -1):
+    def __init__(self, catalog: pd.DataFrame, train_config: TrainConfig, *, n_jobs: int = -1,
+                 queue: JobQueue | None = None):
         self.events: list[Event] = []
         self.run: TrainingRun | None = None
         self.error: str | None = None
+        self.ahead = 0  # while it waits for its turn in `queue`: how many jobs are ahead of it
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, args=(catalog, train_config, n_jobs), daemon=True)
+        self._thread = threading.Thread(target=self._work, args=(catalog, train_config, n_jobs, queue), daemon=True)
         self._thread.start()
 
-    def _work(self, catalog: pd.DataFrame, train_config: TrainConfig, n_jobs: int) -> None:
+    def _work(self, catalog: pd.DataFrame, train_config: TrainConfig, n_jobs: int, queue: JobQueue | None) -> None:
         from .errors import SerError
+        from .jobs import release_memory
 
         try:
-            self.run = train(catalog, train_config, on_event=self.events.append, stop=self._stop, n_jobs=n_jobs)
+            with queue.slot(self._waiting) if queue is not None else nullcontext():
+                self.ahead = 0
+                self.run = train(catalog, train_config, on_event=self.events.append, stop=self._stop, n_jobs=n_jobs)
+        except _StoppedWaiting:
+            self.error = "Stopped before it started."
         except SerError as error:
             self.error = str(error)
         except Exception as error:  # shown to the user as one line, never as a traceback
             self.error = f"Training failed ({type(error).__name__}: {error})."
+        finally:
+            release_memory()
+
+    def _waiting(self, ahead: int) -> None:
+        """Called while the run waits in its queue: a Stop takes it out of the queue."""
+        if self._stop.is_set():
+            raise _StoppedWaiting
+        self.ahead = ahead
 
     def stop(self) -> None:
         self._stop.set()

@@ -19,7 +19,8 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shared_corpora() -> Path:
-    """The shared RAVDESS + TESS corpora; integration tests skip only where they are absent."""
+    """The shared RAVDESS + TESS corpora, resolved as the catalog resolves its root (../shared may be a symbolic
+    link); integration tests skip only where they are absent."""
     if not SHARED_CORPORA.is_dir():
         pytest.skip("../shared/corpora is absent")
-    return SHARED_CORPORA
+    return SHARED_CORPORA.resolve()

@@ -338,9 +338,13 @@ def test_too_long_is_refused_from_the_header_without_decoding(tmp_path):
 
 def test_is_silent():
     assert is_silent(np.zeros(100, np.float32)) and is_silent(np.zeros(0, np.float32))
-    assert is_silent(np.full(10, 10 ** (-55 / 20), np.float32))
-    assert not is_silent(np.full(10, 10 ** (-45 / 20), np.float32))
-    assert not is_silent(np.full(10, 10 ** (-55 / 20), np.float32), threshold_dbfs=-60.0)
+    tone = np.sin(np.linspace(0, 20 * np.pi, 1000, endpoint=False)).astype(np.float32)  # peak 1, mean 0
+    assert is_silent(tone * 10 ** (-55 / 20))
+    assert not is_silent(tone * 10 ** (-45 / 20))
+    assert not is_silent(tone * 10 ** (-55 / 20), threshold_dbfs=-60.0)
+    # A constant offset is no sound, however far from zero; speech riding on an offset is still speech.
+    assert is_silent(np.full(100, 0.5, np.float32))
+    assert not is_silent(0.5 + tone * 10 ** (-45 / 20))
 
 
 # --- windows ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from ser_core import config
 from ser_core.audio import load_audio
-from ser_core.bundles import list_models, load_bundle, save_bundle
+from ser_core.bundles import LOCK_FILE, list_models, load_bundle, save_bundle
 from ser_core.classifiers import make_classifier
 from ser_core.corpora import build_catalog
 from ser_core.errors import ModelError
@@ -49,7 +49,7 @@ def test_bundle_round_trip_gives_the_same_probabilities(tmp_path, fitted):
     np.testing.assert_allclose(bundle.model.predict_proba(X), model.predict_proba(X))
     saved = json.loads((path / "metadata.json").read_text())
     assert saved["versions"]["scikit-learn"] and saved["created"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [LOCK_FILE]  # no staging left behind
 
 
 def test_a_model_trained_on_other_features_is_refused_with_a_reason(tmp_path, fitted):
@@ -96,7 +96,7 @@ def test_a_failed_save_leaves_the_previous_model_intact(tmp_path, monkeypatch, f
     with pytest.raises(OSError, match="No space"):
         save_bundle(path, model, metadata)
     np.testing.assert_allclose(load_bundle(path).model.predict_proba(X), model.predict_proba(X))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE, "mine"]
 
 
 def test_user_models_never_overwrite_shipped_ones(tmp_path, monkeypatch, fitted, corpus):

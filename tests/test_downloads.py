@@ -45,13 +45,28 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+ENDLESS_BYTES = 64 * 1000**2  # what an "endless" response sends at most, if the client does not hang up first
+
+
 class Handler(BaseHTTPRequestHandler):
-    """GET with byte ranges; `cut` sends part of a file then drops the connection; `status` fails a path."""
+    """GET with byte ranges; `cut` sends part of a file then drops the connection; `status` fails a path;
+    `endless` paths answer with zeros and no Content-Length until the client hangs up, counting them in `sent`."""
 
     def do_GET(self) -> None:
         server = self.server
         path, byte_range = urlsplit(self.path).path, self.headers.get("Range")
         server.log.append((path, byte_range))
+        if path in server.endless:
+            self.send_response(200)
+            self.end_headers()
+            zeros = bytes(64 * 1024)
+            try:
+                while server.sent.get(path, 0) < ENDLESS_BYTES:
+                    server.sent[path] = server.sent.get(path, 0) + len(zeros)  # counted first: the client may
+                    self.wfile.write(zeros)                                     # hang up on the first chunk
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         data = server.files.get(path)
         if path in server.status or data is None:
             self.send_error(server.status.get(path, 404))
@@ -78,6 +93,7 @@ class Handler(BaseHTTPRequestHandler):
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.files, httpd.cut, httpd.status, httpd.log, httpd.ignore_range = {}, {}, {}, [], False
+    httpd.endless, httpd.sent = set(), {}
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -302,7 +302,7 @@ def test_a_changed_parameter_uses_other_cache_entries(clips, extract_calls, tmp_
 def test_a_damaged_cache_entry_is_recomputed(clips, extract_calls, tmp_path):
     cache = tmp_path / "cache"
     first = extract_features(clips, "librosa180", n_jobs=1, cache_dir=cache)
-    entries = sorted(cache.rglob("*.npy"))
+    entries = sorted(cache.rglob("*.bin"))
     assert len(entries) == 4 and not list(cache.rglob("*.tmp"))
     entries[0].write_bytes(b"\x93NUMPY garbage")
     entries[1].write_bytes(entries[1].read_bytes()[:100])  # cut short
@@ -480,4 +480,4 @@ def test_real_corpus_clips(corpus_slice, name):
     pipeline = get_pipeline(name)
     assert X.shape == (20, *pipeline.shape) and np.isfinite(X).all()
     assert len(np.unique(X.reshape(20, -1), axis=0)) == 20
-    assert len(list(Path(os.environ["SER_CACHE_DIR"]).rglob("*.npy"))) == 20  # the default cache
+    assert len(list(Path(os.environ["SER_CACHE_DIR"]).rglob("*.bin"))) == 20  # the default cache

@@ -17,6 +17,7 @@ from ser_core.inference import Predictor
 from tests.clips import voice
 from tests.conftest import PROJECT_ROOT
 from tests.corpus_trees import write_ravdess_tree
+from tests.train_page import train_svm_on_page
 
 
 @pytest.fixture(scope="module")
@@ -166,11 +167,7 @@ def wait_for_job(at: AppTest, timeout: float = 240) -> None:
 
 
 def test_train_evaluate_save_and_compare(monkeypatch, data_root):
-    at = page("2_Train.py", monkeypatch, data_root)
-    at.selectbox[1].set_value("librosa180")  # features; the model is the SVM
-    at.number_input[0].set_value(2)          # folds
-    at.button[0].click().run()
-    wait_for_job(at)
+    at = train_svm_on_page(monkeypatch, data_root)
     assert not at.exception and not at.error
     assert "speaker-independent" in at.info[0].value
     assert float(at.metric[0].value.rstrip("%")) > 50  # f0 and loudness separate the four emotions

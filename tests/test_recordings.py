@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +18,7 @@ from ser_core.corpora import build_catalog
 from ser_core.errors import AudioError, DatasetError, OptionError, TooLongError
 from ser_core.evaluation import evaluate, make_splits
 from tests.clips import voice, write_clip
+from tests.conftest import PROJECT_ROOT
 
 CORPUS = "my-class"
 SPEAKERS = {"ana": "female", "ben": "male", "cleo": None}
@@ -55,8 +60,9 @@ def test_saved_clips_are_one_custom_corpus_in_the_catalog(root):
     assert genders == {f"{CORPUS}_ana": "female", f"{CORPUS}_ben": "male", f"{CORPUS}_cleo": "not given"}
     assert (catalog["sample_rate"] == config.RECORDING_RATE).all() and (catalog["channels"] == 1).all()
     assert (catalog["encoding"] == "PCM_16").all()
-    assert audio_files(root) == sorted([f"{CORPUS}/metadata.csv"] + [f"{CORPUS}/{label}/{speaker}_00{n}.wav"
-                                        for speaker in SPEAKERS for n, label in enumerate(LABELS, 1)])
+    assert audio_files(root) == sorted([f"{CORPUS}/.lock", f"{CORPUS}/metadata.csv"]  # .lock: one change at a time
+                                       + [f"{CORPUS}/{label}/{speaker}_00{n}.wav"
+                                          for speaker in SPEAKERS for n, label in enumerate(LABELS, 1)])
     table = metadata(root)
     assert list(table.columns) == ["file", "speaker", "label", "gender", "date"]
     assert pd.to_datetime(table["date"], format="ISO8601").notna().all()
@@ -162,31 +168,27 @@ def test_a_folder_holding_something_else_is_not_written_into(tmp_path):
 
 
 def fail_on(monkeypatch, name_ends: str) -> None:
-    """os.replace fails (as on a full disk) for targets whose name ends so; others go through."""
-    real = os.replace
+    """Putting a file in place (os.replace, os.link) fails, as on a full disk, for targets whose name ends so."""
+    for name in ("replace", "link"):
+        def put(source, target, real=getattr(os, name)):
+            if str(target).endswith(name_ends):
+                raise OSError(28, "No space left on device")
+            real(source, target)
 
-    def replace(source, target):
-        if str(target).endswith(name_ends):
-            raise OSError(28, "No space left on device")
-        real(source, target)
-
-    monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, name, put)
 
 
 def test_a_crash_while_writing_audio_leaves_no_trace(root, monkeypatch):
     before_files, before_table = audio_files(root), metadata(root)
 
-    real_write = sf.write
+    real_write = Path.write_bytes
 
-    def half_written(target, data, *args, **kwargs):
-        if not isinstance(target, str):  # in memory: not the clip being saved
-            return real_write(target, data, *args, **kwargs)
-        with open(target, "wb") as handle:
-            handle.write(b"RIFF\x00\x00")
+    def half_written(path, data):
+        real_write(path, data[:6])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sf, "write", half_written)
-    with pytest.raises(DatasetError, match="No space left on device.*saved clips are unharmed"):
+    monkeypatch.setattr(Path, "write_bytes", half_written)
+    with pytest.raises(DatasetError, match="the disk is full.*the clip was not saved"):
         recordings.add_clip(CORPUS, voice(0.6), sr=16_000, speaker="dan", label="sad", data_dir=root)
     monkeypatch.undo()
     fail_on(monkeypatch, ".wav")
@@ -197,11 +199,13 @@ def test_a_crash_while_writing_audio_leaves_no_trace(root, monkeypatch):
     assert len(build_catalog(root)) == 6
 
 
-def test_a_crash_before_the_metadata_is_written_keeps_the_clip_and_rebuilds_its_row(root, monkeypatch):
+def test_a_process_killed_before_the_metadata_is_written_keeps_the_clip_and_rebuilds_its_row(root):
     before_table = metadata(root)
-    fail_on(monkeypatch, "metadata.csv")
-    with pytest.raises(DatasetError):
-        recordings.add_clip(CORPUS, voice(0.6), sr=16_000, speaker="ana", label="angry", data_dir=root)
+    killed = ("import os, signal\nfrom ser_core import recordings\nfrom tests.clips import voice\n"
+              "recordings._commit = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
+              f"recordings.add_clip({CORPUS!r}, voice(0.6), sr=16_000, speaker='ana', label='angry', "
+              f"data_dir={str(root)!r})\n")
+    assert subprocess.run([sys.executable, "-c", killed], cwd=PROJECT_ROOT).returncode == -signal.SIGKILL
     pd.testing.assert_frame_equal(metadata(root), before_table)  # the old table, whole
     catalog = build_catalog(root)
     assert len(catalog) == 7  # the clip is cataloged by its folder and name
@@ -210,21 +214,19 @@ def test_a_crash_before_the_metadata_is_written_keeps_the_clip_and_rebuilds_its_
     row = recordings.list_clips(CORPUS, data_dir=root).set_index("file").loc["angry/ana_003.wav"]
     assert (row["speaker"], row["label"], row["gender"]) == ("ana", "angry", "female")  # gender from ana's clips
     assert pd.notna(pd.to_datetime(row["date"], format="ISO8601"))
-    monkeypatch.undo()
     recordings.add_clip(CORPUS, voice(0.6), sr=16_000, speaker="ben", label="angry", data_dir=root)
     assert len(metadata(root)) == 8  # the next change writes the rebuilt row too
 
 
-def test_a_crash_mid_relabel_leaves_the_clip_in_one_place(root, monkeypatch):
+def test_a_relabel_whose_metadata_cannot_be_put_in_place_leaves_the_clip_where_it_was(root, monkeypatch):
+    before_table = metadata(root)
     fail_on(monkeypatch, "metadata.csv")
-    with pytest.raises(DatasetError):
+    with pytest.raises(DatasetError, match="the disk is full.*nothing was changed"):
         recordings.relabel_clip(CORPUS, "happy/ana_001.wav", label="calm", data_dir=root)
     catalog = build_catalog(root)
     assert len(catalog) == 6 and catalog["path"].is_unique
-    assert catalog.set_index("path").loc[str(root / CORPUS / "calm/ana_001.wav"), "label"] == "calm"
-    clips = recordings.list_clips(CORPUS, data_dir=root)
-    assert "happy/ana_001.wav" not in clips["file"].tolist()
-    assert clips.set_index("file").loc["calm/ana_001.wav", "gender"] == "female"
+    assert catalog.set_index("path").loc[str(root / CORPUS / "happy/ana_001.wav"), "label"] == "happy"
+    pd.testing.assert_frame_equal(metadata(root), before_table)
 
 
 def test_leftover_temporary_files_are_invisible(root):
@@ -243,3 +245,42 @@ def test_a_metadata_table_written_by_hand_keeps_its_extra_columns(tmp_path):
     assert kept[["speaker", "gender", "age"]].tolist() == ["Eve", "F", "12"] and kept["date"]  # date of the file
     catalog = build_catalog(tmp_path)  # one speaker, as the table spells her, with her gender
     assert catalog[["speaker", "gender"]].values.tolist() == [[f"{CORPUS}_Eve", "female"]] * 2
+
+
+def record_page(monkeypatch, root):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv(config.DATA_DIR_ENV, str(root))
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "5_Record.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_with_a_class_passcode_the_record_page_changes_clips_only_for_who_typed_it(root, monkeypatch):
+    monkeypatch.setenv(config.RECORD_PASSCODE_ENV, "blue-kangaroo")
+    before_files, before_table = audio_files(root), metadata(root)
+    at = record_page(monkeypatch, root)
+    at.selectbox(key="clip").set_value("happy/ben_001.wav").run()
+    at.selectbox(key="relabel_happy/ben_001.wav").set_value("calm").run()
+    for typed in ("", "blue-kangaro", "Blue-Kangaroo"):
+        at.text_input(key="passcode").set_value(typed).run()
+        at.button(key="relabel").click().run()
+        at.button(key="delete").click().run()
+        at.text_input(key="rename_to").set_value("benji").run()
+        at.button(key="rename").click().run()
+        assert not at.exception and len(at.error) == 1 and "Enter the class passcode" in at.error[0].value
+        assert audio_files(root) == before_files
+        pd.testing.assert_frame_equal(metadata(root), before_table)
+    at.text_input(key="passcode").set_value("blue-kangaroo").run()
+    at.button(key="delete").click().run()
+    assert not at.exception and not at.error and "Deleted happy/ben_001.wav" in at.success[0].value
+    assert "happy/ben_001.wav" not in metadata(root)["file"].tolist()
+
+
+def test_without_a_class_passcode_the_record_page_asks_for_none(root, monkeypatch):
+    monkeypatch.delenv(config.RECORD_PASSCODE_ENV, raising=False)
+    at = record_page(monkeypatch, root)
+    assert [box.label for box in at.text_input] == ["Speaker", "New name"]
+    at.button(key="delete").click().run()
+    assert not at.exception and "Deleted happy/ana_001.wav" in at.success[0].value

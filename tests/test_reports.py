@@ -24,6 +24,7 @@ from ser_core.evaluation import compute_metrics, evaluate
 from ser_core.training import TrainConfig, save_run, train
 from tests.conftest import PROJECT_ROOT
 from tests.corpus_trees import write_ravdess_tree
+from tests.train_page import train_svm_on_page
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -126,7 +127,7 @@ def test_a_saved_bundle_keeps_its_predictions_beside_a_small_metadata_json(tmp_p
                                       columns=[c for c in saved if c.startswith("prob_")]),
                                   check_dtype=False)
     assert reports.predictions_csv(path) == reports.predictions_csv(svm_run)
-    assert not list(tmp_path.glob(".*"))  # no staging folder left behind
+    assert [p.name for p in tmp_path.glob(".*")] == [".lock"]  # no staging folder left behind
 
 
 def test_predictions_csv_has_one_row_per_test_clip_and_the_pooled_accuracy(svm_run):
@@ -258,7 +259,6 @@ def test_cli_writes_the_three_files_and_refuses_a_missing_model(tmp_path, svm_ru
 
 def test_train_page_offers_the_report_files_of_a_run_and_of_saved_models(monkeypatch, data_root):
     from streamlit.runtime.media_file_manager import MediaFileManager
-    from streamlit.testing.v1 import AppTest
 
     made = {}  # the buttons' files are made on click: keep each button's callable to call it here
     add_deferred = MediaFileManager.add_deferred
@@ -269,14 +269,7 @@ def test_train_page_offers_the_report_files_of_a_run_and_of_saved_models(monkeyp
         return file_id
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
-    monkeypatch.setenv("SER_DATA_DIR", str(data_root))
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "2_Train.py"), default_timeout=120)
-    at.run()
-    at.selectbox[1].set_value("librosa180")  # features; the model is the SVM
-    at.number_input[0].set_value(2)          # folds
-    at.button[0].click().run()
-    assert at.session_state["job"].wait(240), "training did not finish"
-    at.run()
+    at = train_svm_on_page(monkeypatch, data_root)
     assert not at.exception and not at.error
     run = at.session_state["job"].run
 

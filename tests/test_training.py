@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from sklearn.linear_model import RidgeClassifier
 
-from ser_core import config
+from ser_core import cli, config
 from ser_core.bundles import list_models, load_bundle
 from ser_core.classifiers import RIDGE_ALPHA, adapt_ridge, fit_classifier, ridge_adaptation
 from ser_core.corpora import build_catalog
@@ -357,3 +357,15 @@ def test_a_saved_ridge_adapts_to_an_unseen_tess_speaker_from_30_unlabelled_calib
         accuracy[adapts] = np.mean(guesses == truth)
     assert accuracy[False] > 0.35, accuracy  # chance is 14.3% over 7 emotions
     assert accuracy[True] > accuracy[False] + 0.08, accuracy
+
+
+@pytest.mark.parametrize("content", [
+    [1, 2], {"config": [1, 2]}, {"folds": "2"}, {"epochs": True}, {"augmentation": [["noise"]]},
+    {"learning_rate": "fast"}, {"model": 3}, {"1": 2},
+])
+def test_train_refuses_a_malformed_config_file_in_one_line(tmp_path, capsys, content):
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(content))
+    assert cli.main(["train", "--name", "mine", "--config", str(config_file), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and ("config" in err or "must be" in err), err
