@@ -24,7 +24,7 @@ import numpy as np
 
 from . import config
 from .errors import ModelError, OptionError
-from .files import hold_lock
+from .files import hold_lock, remove_stale
 
 BUNDLE_FORMAT = "ser-studio-bundle"
 BUNDLE_VERSION = 1
@@ -169,11 +169,12 @@ def save_bundle(directory: str | os.PathLike, model: Any, metadata: dict,
 
 def _save_bundle(target: Path, model: Any, metadata: dict, files: dict[str, str | bytes] | None) -> Path:
     check_replaceable(target)
+    remove_stale(target.parent, staging=True)  # what a killed save left
     kind = "keras" if type(model).__module__.startswith("keras") else "sklearn"
     metadata = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "name": target.name, "kind": kind,
                 "model_file": KERAS_FILE if kind == "keras" else SKLEARN_FILE, "versions": library_versions(),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **metadata}
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving.", dir=target.parent))
     try:
         if kind == "keras":
             model.save(staging / KERAS_FILE)
@@ -189,7 +190,7 @@ def _save_bundle(target: Path, model: Any, metadata: dict, files: dict[str, str 
             else:
                 target_file.write_text(content, encoding="utf-8")
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.replaced.", dir=target.parent))
             os.replace(target, old / target.name)
             os.replace(staging, target)
             shutil.rmtree(old, ignore_errors=True)

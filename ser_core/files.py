@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import stat
 import tempfile
 import time
@@ -20,8 +21,10 @@ except ImportError:  # Windows: no advisory locks; callers' thread locks and nev
     fcntl = None
 
 # The hidden temporary files write_atomically makes: tempfile.mkstemp(prefix=".<name>.", suffix=".tmp") puts
-# 8 characters of its own alphabet between them.
+# 8 characters of its own alphabet between them; and the hidden staging folders of bundles.save_bundle
+# (tempfile.mkdtemp(prefix=".<name>.saving." or ".<name>.replaced.")).
 _TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+_STAGING = re.compile(r"\..+\.(saving|replaced)\.[a-z0-9_]{8}")
 
 
 def write_atomically(target: str | os.PathLike, write: Callable[[str], None], *, durable: bool = False,
@@ -43,7 +46,7 @@ def staged(target: str | os.PathLike, write: Callable[[str], None], *, durable: 
     writes first what needs disk space, so a full disk stops it before anything moved."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(target.parent)
+    remove_stale(target.parent)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         try:
@@ -91,15 +94,17 @@ def _place(temporary: str, target: Path, overwrite: bool) -> None:
     os.unlink(temporary)
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Remove what killed writers left in `folder`: only regular files named as this module names its temporary
-    files, untouched for STALE_TEMPORARY_AGE (a live writer in another process keeps its file younger)."""
+def remove_stale(folder: str | os.PathLike, *, staging: bool = False) -> None:
+    """Remove what killed writers left in `folder`: only regular files named as write_atomically names its
+    temporary files (or, with `staging`, only folders named as save_bundle names its staging folders), untouched
+    for STALE_TEMPORARY_AGE (a live writer in another process keeps its own younger)."""
     oldest = time.time() - config.STALE_TEMPORARY_AGE
+    pattern, kind = (_STAGING, stat.S_ISDIR) if staging else (_TEMPORARY, stat.S_ISREG)
     with suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            if not (entry.name.startswith(".") and _TEMPORARY.fullmatch(entry.name)):
+            if not (entry.name.startswith(".") and pattern.fullmatch(entry.name)):
                 continue
             with suppress(OSError):  # gone meanwhile: another writer cleaned it
                 info = entry.stat(follow_symlinks=False)
-                if stat.S_ISREG(info.st_mode) and info.st_mtime < oldest:
-                    os.unlink(entry.path)
+                if kind(info.st_mode) and info.st_mtime < oldest:
+                    shutil.rmtree(entry.path) if staging else os.unlink(entry.path)

@@ -236,3 +236,22 @@ def test_processes_saving_one_model_name_take_turns(tmp_path):
     assert run_at_once(save_model, tmp_path) == [0] * PROCESSES
     assert [name for name in os.listdir(tmp_path) if name != ".lock"] == ["shared-name"]
     assert sorted(os.listdir(tmp_path / "shared-name")) == ["metadata.json", "model.skops"]
+
+
+def test_a_killed_save_s_staging_folders_are_removed_by_a_later_save_once_stale(tmp_path):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_core.bundles import save_bundle
+
+    stale, young = tmp_path / ".mine.saving.k2j4_x9q", tmp_path / ".mine.replaced.abcdefgh"
+    others = [tmp_path / ".notes.abcdefgh", tmp_path / ".mine.saving.abc"]  # not save_bundle's names
+    for folder in (stale, young, *others):
+        folder.mkdir()
+        (folder / "model.skops").write_bytes(b"half a model")
+    for folder in (stale, *others):
+        age(folder, config.STALE_TEMPORARY_AGE + 60)
+    model = LogisticRegression().fit(np.random.default_rng(0).random((20, 3)), ["happy", "sad"] * 10)
+    save_bundle(tmp_path / "mine", model, {"labels": ["happy", "sad"], "features": {"name": "egemaps"}})
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [".lock", "mine", young.name] + [folder.name for folder in others])
