@@ -23,13 +23,12 @@ UNEXPECTED = ("Something went wrong on this page (not with your input). Reload t
 
 def page_config(title: str | None = None) -> None:
     """Each page's tab title and layout, and the app's own sidebar even on the first page a fresh server serves."""
-    from streamlit.runtime.pages_manager import PagesManager
+    from ser_core.compat import claim_pages_from_directory
 
     # Streamlit 1.67 runs the first page a fresh server serves (a bookmarked /Classify, say) as an old-style
     # pages/ app, without streamlit_app.py, so its sidebar says "streamlit app" in place of Home. Telling it that
     # streamlit_app.py names the pages, as its st.navigation call would, and rerunning shows the app's own sidebar.
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    if claim_pages_from_directory():
         st.rerun()
     st.set_page_config(page_title=f"{title} · SER Studio" if title else "SER Studio", page_icon="🎙️",
                        layout="wide")

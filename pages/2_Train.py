@@ -7,12 +7,17 @@ import pandas as pd
 import streamlit as st
 
 from app_common import catalog_or_message, page_config, usable_models, waiting_message
-from ser_core import jobs, plots
+from ser_core import jobs, plots, reports
+from ser_core.augment import AUGMENTATIONS
+from ser_core.bundles import PREDICTIONS_FILE, read_metadata
+from ser_core.corpora import select
 from ser_core.errors import SerError
 from ser_core.evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS, skipped_note
+from ser_core.features import PIPELINES
+from ser_core.models import MODELS, OPTIMIZERS
+from ser_core.training import BASELINES, BOUNDS, TrainConfig, TrainingJob, TrainingRun, save_run
 
-page_config("Train")
-st.title("Train and evaluate")
+MODEL_CHOICES = BASELINES + tuple(MODELS)
 
 
 def show_result(result: dict, key: str) -> None:
@@ -30,7 +35,7 @@ def show_result(result: dict, key: str) -> None:
     c.metric("Macro F1", f"{pooled['macro_f1']:.1%}")
     left, right = st.columns(2)
     left.plotly_chart(plots.confusion(pooled), key=f"cm_{key}")
-    right.plotly_chart(plots.confusion(pooled, normalise=True), key=f"cmn_{key}")
+    right.plotly_chart(plots.confusion(pooled, normalize=True), key=f"cmn_{key}")
     per_class = pd.DataFrame(pooled["per_class"]).T
     left.dataframe(per_class.style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.1%}",
                                            "support": "{:.0f}"}))
@@ -42,8 +47,6 @@ def show_result(result: dict, key: str) -> None:
 def report_downloads(source, name: str, key: str, predictions: bool) -> None:
     """Report (HTML), Figures (PNG, zip), Predictions (CSV) of a run or a saved model (`source`, as
     ser_core.reports takes it). Each file is made when its button is clicked, not on every rerun."""
-    from ser_core import reports
-
     a, b, c = st.columns(3)
     a.download_button("Report (HTML)", lambda: reports.html_report(source), f"{name}-report.html", "text/html",
                       key=f"report_html_{key}", on_click="ignore", icon=":material/description:")
@@ -55,149 +58,171 @@ def report_downloads(source, name: str, key: str, predictions: bool) -> None:
                       help=None if predictions else "This model was saved without per-clip predictions.")
 
 
-train_tab, models_tab = st.tabs(["Train a model", "Saved models"])
+def number(column, label: str, name: str, value, **kwargs):
+    """A number input over TrainConfig's range for the setting `name`, keyed `train_<name>`."""
+    low, high = BOUNDS[name]
+    return column.number_input(label, low, high, value, key=f"train_{name}", **kwargs)
 
-with train_tab:
-    from ser_core.augment import AUGMENTATIONS
-    from ser_core.corpora import select
-    from ser_core.models import MODELS, OPTIMIZERS
-    from ser_core.features import PIPELINES
-    from ser_core.training import BASELINES, TrainConfig, TrainingJob, save_run
 
+def train_form(clips: pd.DataFrame) -> tuple[TrainConfig, pd.DataFrame] | None:
+    """The form, filled with the last run's choices (hidden widgets forget theirs), so that the next run can change
+    a single thing; on Train, the config and the clips chosen, or None after saying what is wrong."""
+    corpus_names, speaker_names = sorted(clips["corpus"].unique()), sorted(clips["speaker"].unique())
+    last = {**TrainConfig(model=MODEL_CHOICES[0]).to_dict(), "features": "", "corpora": corpus_names,
+            "speakers": [], **st.session_state.get("train_form", {})}
+    feature_names, protocols = ["", *PIPELINES], list(PROTOCOL_DESCRIPTIONS)
+    with st.form("train"):
+        left, middle, right = st.columns(3)
+        corpora = left.multiselect("Corpora", corpus_names, key="train_corpora",
+                                   default=[c for c in last["corpora"] if c in corpus_names])
+        speakers = left.multiselect("Only these speakers (empty: all)", speaker_names, key="train_speakers",
+                                    default=[s for s in last["speakers"] if s in speaker_names])
+        choice = dict(
+            model=middle.selectbox("Model", MODEL_CHOICES, index=MODEL_CHOICES.index(last["model"]),
+                                   key="train_model"),
+            features=middle.selectbox("Features", feature_names, index=feature_names.index(last["features"]),
+                                      format_func=lambda f: f or "the model's default", key="train_features"),
+            protocol=middle.radio("Protocol", protocols, index=protocols.index(last["protocol"]),
+                                  captions=list(PROTOCOL_DESCRIPTIONS.values()), key="train_protocol"),
+            folds=number(right, "Folds", "folds", last["folds"]),
+            epochs=number(right, "Epochs (Keras models)", "epochs", last["epochs"]),
+            batch_size=number(right, "Batch size", "batch_size", last["batch_size"]),
+            learning_rate=number(right, "Learning rate", "learning_rate", last["learning_rate"], format="%.5f"),
+            dropout=right.slider("Dropout", *BOUNDS["dropout"], last["dropout"], key="train_dropout"),
+            optimizer=right.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(last["optimizer"]),
+                                      key="train_optimizer"),
+            augmentation=left.multiselect("Augmentation (training folds only)", AUGMENTATIONS,
+                                          default=last["augmentation"], key="train_augmentation"),
+            speaker_norm=left.checkbox("Per-speaker normalisation", last["speaker_norm"], key="train_speaker_norm"),
+            adapt=left.checkbox("Adapt to the test speakers", last["adapt"], key="train_adapt",
+                                help=f"For {', '.join(BASELINES)}: self-trains each fold's model on its test clips, "
+                                     "without their labels, as a model does once it has heard a speaker's whole "
+                                     "session."),
+        )
+        if not st.form_submit_button("Train", type="primary"):
+            return None
+    st.session_state["train_form"] = {**choice, "corpora": corpora, "speakers": speakers}
+    try:
+        cfg = TrainConfig(**choice)
+        chosen = select(clips, corpus=corpora, speaker=speakers)
+        if chosen.empty:
+            raise SerError("No clips match this choice of corpora and speakers.")
+    except SerError as error:
+        st.error(str(error))
+        return None
+    return cfg, chosen
+
+
+@st.fragment(run_every=1.0)
+def show_progress() -> None:
+    """The running job, redrawn every second: its place in the queue, feature extraction, folds, curves, Stop."""
+    job = st.session_state.get("job")
+    if job is None:
+        return
+    if job.ahead and not job.done:
+        st.info(waiting_message(job.ahead, "training"))
+    events = list(job.events)
+    features = [e for e in events if e.kind == "features"]
+    if features and not job.done:
+        last = features[-1]
+        st.progress(last.done / max(last.total, 1), text=f"{last.metrics['stage']}: {last.done}/{last.total} clips")
+    folds_done = [e for e in events if e.kind == "fold"]
+    if folds_done:
+        st.caption(" · ".join(f"fold {e.fold + 1}/{e.folds}: {e.metrics['accuracy']:.1%}" for e in folds_done))
+    if any(e.kind == "epoch" for e in events):
+        left, right = st.columns(2)
+        left.plotly_chart(plots.training_curves(events, "loss"), key="curve_loss")
+        right.plotly_chart(plots.training_curves(events, "accuracy"), key="curve_accuracy")
+    if not job.done:
+        if st.button("Stop", key="stop"):
+            job.stop()
+            st.toast("Stopping after this batch; the best weights so far are kept.")
+    elif st.session_state.get("shown_job") is not job:
+        st.session_state["shown_job"] = job
+        st.rerun()  # a full rerun draws the results and the form again
+
+
+def save_box(run: TrainingRun) -> None:
+    """Save the run as a model under a name the user types (refused if it leaves the models folder)."""
+    with st.form("save"):
+        name = st.text_input("Save as", value=f"my-{run.config.model}", key="save_name")
+        if st.form_submit_button("Save model"):
+            try:
+                st.session_state["saved"] = str(save_run(run, name.strip()))
+            except SerError as error:
+                st.error(str(error))
+    if st.session_state.get("saved"):
+        st.success(f"Saved to {st.session_state['saved']}: it is now in the model lists.")
+
+
+def show_run(run: TrainingRun) -> None:
+    """A finished run: its figures, the save box, and its reports (named after the model once saved)."""
+    if run.stopped:
+        st.warning("Stopped: the figures cover the folds that finished.")
+    if run.result is not None:
+        show_result(run.result.to_dict(), "run")
+    save_box(run)
+    if run.result is not None:
+        saved = st.session_state.get("saved")
+        name = Path(saved).name if saved else f"{run.config.model}-{run.config.features}"
+        report_downloads(reports.from_run(run, name=name), name, "run", run.result.predictions is not None)
+
+
+def train_tab() -> None:
+    """The form while no job runs, the running job's progress, then its result."""
     clips = catalog_or_message()
     job = st.session_state.get("job")
     if clips is not None and (job is None or job.done):
-        models = BASELINES + tuple(MODELS)
-        corpus_names, speaker_names = sorted(clips["corpus"].unique()), sorted(clips["speaker"].unique())
-        # The last run's choices, so that the next one can change a single thing (hidden widgets forget theirs).
-        last = {**TrainConfig(model=models[0]).to_dict(), "features": "", "corpora": corpus_names, "speakers": [],
-                **st.session_state.get("train_form", {})}
-        with st.form("train"):
-            left, middle, right = st.columns(3)
-            corpora = left.multiselect("Corpora", corpus_names,
-                                       default=[c for c in last["corpora"] if c in corpus_names])
-            speakers = left.multiselect("Only these speakers (empty: all)", speaker_names,
-                                        default=[s for s in last["speakers"] if s in speaker_names])
-            model = middle.selectbox("Model", models, index=models.index(last["model"]))
-            feature_names = ["", *PIPELINES]
-            features = middle.selectbox("Features", feature_names, index=feature_names.index(last["features"]),
-                                        format_func=lambda f: f or "the model's default")
-            protocols = list(PROTOCOL_DESCRIPTIONS)
-            protocol = middle.radio("Protocol", protocols, index=protocols.index(last["protocol"]),
-                                    captions=list(PROTOCOL_DESCRIPTIONS.values()))
-            folds = right.number_input("Folds", 2, 24, last["folds"])
-            epochs = right.number_input("Epochs (Keras models)", 1, 500, last["epochs"])
-            batch_size = right.number_input("Batch size", 1, 1024, last["batch_size"])
-            learning_rate = right.number_input("Learning rate", 1e-5, 1.0, last["learning_rate"], format="%.5f")
-            dropout = right.slider("Dropout", 0.0, 0.9, last["dropout"])
-            optimizer = right.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(last["optimizer"]))
-            augmentation = left.multiselect("Augmentation (training folds only)", AUGMENTATIONS,
-                                            default=last["augmentation"])
-            speaker_norm = left.checkbox("Per-speaker normalisation", last["speaker_norm"])
-            adapt = left.checkbox("Adapt to the test speakers", last["adapt"],
-                                  help=f"For {', '.join(BASELINES)}: self-trains each fold's model on its test clips, "
-                                       "without their labels, as a model does once it has heard a speaker's whole "
-                                       "session.")
-            start = st.form_submit_button("Train", type="primary")
-        if start:
-            choice = dict(model=model, features=features, protocol=protocol, folds=int(folds), epochs=int(epochs),
-                          batch_size=int(batch_size), learning_rate=float(learning_rate), dropout=float(dropout),
-                          optimizer=optimizer, augmentation=augmentation, speaker_norm=speaker_norm, adapt=adapt)
-            st.session_state["train_form"] = {**choice, "corpora": corpora, "speakers": speakers}
-            try:
-                cfg = TrainConfig(**choice)
-                chosen = select(clips, corpus=corpora, speaker=speakers)
-                if chosen.empty:
-                    raise SerError("No clips match this choice of corpora and speakers.")
-                st.session_state["job"] = TrainingJob(chosen, cfg, queue=jobs.HEAVY)
-                st.session_state.pop("saved", None)
-                st.rerun()
-            except SerError as error:
-                st.error(str(error))
-
-    @st.fragment(run_every=1.0)
-    def progress_view() -> None:
-        job = st.session_state.get("job")
-        if job is None:
-            return
-        if job.ahead and not job.done:
-            st.info(waiting_message(job.ahead, "training"))
-        events = list(job.events)
-        features = [e for e in events if e.kind == "features"]
-        if features and not job.done:
-            last = features[-1]
-            st.progress(last.done / max(last.total, 1), text=f"{last.metrics['stage']}: {last.done}/{last.total} clips")
-        folds_done = [e for e in events if e.kind == "fold"]
-        if folds_done:
-            st.caption(" · ".join(f"fold {e.fold + 1}/{e.folds}: {e.metrics['accuracy']:.1%}" for e in folds_done))
-        if any(e.kind == "epoch" for e in events):
-            left, right = st.columns(2)
-            left.plotly_chart(plots.training_curves(events, "loss"), key="curve_loss")
-            right.plotly_chart(plots.training_curves(events, "accuracy"), key="curve_accuracy")
-        if not job.done:
-            if st.button("Stop", key="stop"):
-                job.stop()
-                st.toast("Stopping after this batch; the best weights so far are kept.")
-        elif st.session_state.get("shown_job") is not job:
-            st.session_state["shown_job"] = job
-            st.rerun()  # a full rerun draws the results and the form again
-
-    progress_view()
+        chosen = train_form(clips)
+        if chosen is not None:
+            st.session_state["job"] = TrainingJob(chosen[1], chosen[0], queue=jobs.HEAVY)
+            st.session_state.pop("saved", None)
+            st.rerun()
+    show_progress()
     job = st.session_state.get("job")
-    if job is not None and job.done:
-        if job.error:
-            st.error(job.error)
-        elif job.run is not None:
-            run = job.run
-            if run.stopped:
-                st.warning("Stopped: the figures cover the folds that finished.")
-            if run.result is not None:
-                show_result(run.result.to_dict(), "run")
-            with st.form("save"):
-                name = st.text_input("Save as", value=f"my-{run.config.model}")
-                if st.form_submit_button("Save model"):
-                    try:
-                        st.session_state["saved"] = str(save_run(run, name.strip()))
-                    except SerError as error:
-                        st.error(str(error))
-            if st.session_state.get("saved"):
-                st.success(f"Saved to {st.session_state['saved']}: it is now in the model lists.")
-            if run.result is not None:
-                from ser_core.reports import from_run
+    if job is not None and job.done and job.error:
+        st.error(job.error)
+    elif job is not None and job.done and job.run is not None:
+        show_run(job.run)
 
-                saved = st.session_state.get("saved")
-                report_name = Path(saved).name if saved else f"{run.config.model}-{run.config.features}"
-                report_downloads(from_run(run, name=report_name), report_name, "run",
-                                 run.result.predictions is not None)
 
-with models_tab:
-    from ser_core.bundles import read_metadata
+def saved_model(chosen: dict) -> None:
+    """One saved model: its card, its evaluation and its reports."""
+    card = Path(chosen["path"]) / "README.md"
+    if card.is_file():
+        with st.expander("Model card", expanded=False):
+            st.markdown(card.read_text(errors="replace"))
+    try:
+        evaluation = read_metadata(chosen["path"])[1].get("evaluation")
+    except SerError as error:  # damaged since it was listed
+        st.warning(str(error))
+        return
+    if not evaluation:
+        st.info("This model was saved without an evaluation.")
+        return
+    show_result(evaluation, "saved")
+    report_downloads(chosen["path"], chosen["name"], "saved", (Path(chosen["path"]) / PREDICTIONS_FILE).is_file())
 
+
+def saved_models_tab() -> None:
+    """Every usable model side by side, then one of them in full."""
     models = usable_models()
     table = pd.DataFrame(models)
     if table.empty:
         st.info("No models yet.")
-    else:
-        st.caption("Compare like with like: the same protocol and corpora.")
-        st.dataframe(table[["name", "source", "model", "features", "corpora", "protocol", "folds", "accuracy",
-                            "uar", "macro_f1", "created"]]
-                     .style.format({"accuracy": "{:.1%}", "uar": "{:.1%}", "macro_f1": "{:.1%}"}, na_rep="-"),
-                     hide_index=True)
-        chosen = st.selectbox("Model", models, format_func=lambda m: f"{m['name']} ({m['source']})", key="card")
-        card = Path(chosen["path"]) / "README.md"
-        if card.is_file():
-            with st.expander("Model card", expanded=False):
-                st.markdown(card.read_text(errors="replace"))
-        try:
-            evaluation = read_metadata(chosen["path"])[1].get("evaluation")
-        except SerError as error:  # damaged since it was listed
-            st.warning(str(error))
-        else:
-            if evaluation:
-                show_result(evaluation, "saved")
-                from ser_core.bundles import PREDICTIONS_FILE
+        return
+    st.caption("Compare like with like: the same protocol and corpora.")
+    st.dataframe(table[["name", "source", "model", "features", "corpora", "protocol", "folds", "accuracy",
+                        "uar", "macro_f1", "created"]]
+                 .style.format({"accuracy": "{:.1%}", "uar": "{:.1%}", "macro_f1": "{:.1%}"}, na_rep="-"),
+                 hide_index=True)
+    saved_model(st.selectbox("Model", models, format_func=lambda m: f"{m['name']} ({m['source']})", key="card"))
 
-                report_downloads(chosen["path"], chosen["name"], "saved",
-                                 (Path(chosen["path"]) / PREDICTIONS_FILE).is_file())
-            else:
-                st.info("This model was saved without an evaluation.")
+
+page_config("Train")
+st.title("Train and evaluate")
+train_panel, models_panel = st.tabs(["Train a model", "Saved models"])
+with train_panel:
+    train_tab()
+with models_panel:
+    saved_models_tab()

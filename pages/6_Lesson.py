@@ -34,7 +34,7 @@ def show_side(result: dict, heading: str, key: str) -> None:
     st.caption(f"Protocol: **{result['protocol']}** ({result['description']})"
                + (", per-speaker normalisation" if result["speaker_norm"] else "")
                + f" · {result['folds']} folds · {result['n_clips']} clips, {result['n_speakers']} speakers")
-    st.plotly_chart(plots.confusion(pooled, normalise=True), key=f"lesson_cm_{key}")
+    st.plotly_chart(plots.confusion(pooled, normalize=True), key=f"lesson_cm_{key}")
 
 
 def compare(first: tuple[str, dict, str], second: tuple[str, dict, str], what: str, gain: float, why: str) -> None:

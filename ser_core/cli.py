@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .classifiers import CLASSIFIERS
     from .evaluation import PROTOCOLS
     from .models import MODELS, OPTIMIZERS
-    from .training import BASELINES
+    from .training import BASELINE_FEATURES, BASELINES, TrainConfig, bounds_text
 
     parser = argparse.ArgumentParser(prog="python -m ser_core", description="SER Studio from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -387,14 +387,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--corpus", help="corpus name(s), comma-separated (default: all found)")
         return p
 
+    def jobs(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+
     def modelling(p: argparse.ArgumentParser, features_flag: str = "--features", protocol: bool = True) -> None:
-        p.add_argument(features_flag, default="egemaps", help="feature pipeline (default: egemaps)")
-        p.add_argument("--classifier", choices=CLASSIFIERS, default="svm")
+        p.add_argument(features_flag, default=BASELINE_FEATURES,
+                       help=f"feature pipeline (default: {BASELINE_FEATURES})")
+        p.add_argument("--classifier", choices=CLASSIFIERS, default=CLASSIFIERS[0])
         if protocol:
             p.add_argument("--protocol", choices=PROTOCOLS, default=config.DEFAULT_PROTOCOL)
         p.add_argument("--folds", type=int, default=config.DEFAULT_FOLDS)
         p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-        p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+        jobs(p)
 
     command("catalog", cmd_catalog, "list the clips found under the data root")
     command("check", cmd_check, "health report of the corpora: duplicates, stereo, odd rates, bad files")
@@ -403,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", default="librosa180")
     p.add_argument("--augment", help="also cache augmented copies: noise,stretch,shift,pitch")
     p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-    p.add_argument("--jobs", type=int, default=-1)
+    jobs(p)
 
     p = command("evaluate", cmd_evaluate, "cross-validate a classifier under an evaluation protocol")
     modelling(p)
@@ -419,24 +423,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", cmd_train, "evaluate a model under a protocol, then fit it on all data and save it")
     p.add_argument("--name", required=True, help="model name")
     p.add_argument("--config", help="training config JSON, or a model's metadata.json to retrain it")
-    p.add_argument("--model", choices=BASELINES + tuple(MODELS), help="model (default: mlp, or the config's)")
+    p.add_argument("--model", choices=BASELINES + tuple(MODELS),
+                   help=f"model (default: {TrainConfig.model}, or the config's)")
     p.add_argument("--features", help="feature pipeline (default: the model's)")
     p.add_argument("--protocol", choices=PROTOCOLS)
-    p.add_argument("--folds", type=int)
+    for flag, kind, what in (("--folds", int, "folds"), ("--epochs", int, "epochs"),
+                             ("--batch-size", int, "batch size"), ("--learning-rate", float, "learning rate"),
+                             ("--dropout", float, "dropout"),
+                             ("--patience", int, "epochs without improvement before a fit stops")):
+        name = flag[2:].replace("-", "_")
+        p.add_argument(flag, type=kind, help=f"{what}: {bounds_text(name)} (default: {getattr(TrainConfig, name):g}, "
+                                             "or the config's)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--dropout", type=float)
     p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--patience", type=int, help="epochs without improvement before a fit stops")
     p.add_argument("--augment", help="augmentations for training folds only: noise,stretch,shift,pitch")
     p.add_argument("--speaker-norm", action="store_true", default=None, help="standardise features per speaker")
     p.add_argument("--adapt", action="store_true", default=None,
                    help="self-train each fold's model on its test clips, unlabelled (scikit-learn models; a "
                         "transductive protocol); the saved model is fitted on all clips as without it")
     p.add_argument("--out", help="folder to save into (default: your user models folder)")
-    p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+    jobs(p)
 
     p = command("predict", cmd_predict, "classify audio files and folders", data=False)
     p.add_argument("paths", nargs="+", help="audio files or folders")

@@ -132,6 +132,7 @@ def occlusion(predictor: Predictor, y: np.ndarray, sr: int, *, bands: int = DEFA
     explain_window). A silent window raises SilentAudioError; a model that needs calibration, ModelError.
     """
     from .audio import _silent, is_silent, peak_normalize
+    from .features import dsp
 
     if bands < 1 or segments < 1:
         raise OptionError(f"occlusion needs at least one band and one segment (got {bands} x {segments})")
@@ -169,7 +170,7 @@ def occlusion(predictor: Predictor, y: np.ndarray, sr: int, *, bands: int = DEFA
     drops = (base[k] - rows[1:, k]).reshape(bands, segments)
 
     power = np.abs(stft.spectrum.T) ** 2  # (bins, frames)
-    log_mel = 10 * np.log10(np.maximum(_mel_basis(sr) @ power, 1e-10))
+    log_mel = 10 * np.log10(np.maximum(dsp.mel_basis(sr, N_FFT, N_MELS) @ power, 1e-10))
     log_mel = np.maximum(log_mel - log_mel.max(), -80.0)
     return Occlusion(label=label, probability=float(base[k]), drops=drops, band_edges_hz=band_edges,
                      segment_edges_s=segment_edges + t0, log_mel=log_mel.astype(np.float32),
@@ -185,11 +186,11 @@ class _Stft:
     """
 
     def __init__(self, x: np.ndarray):
-        from .features import _frames, _window
+        from .features import dsp
 
         self.length = len(x)
-        self.window = _window(N_FFT).astype(np.float64)
-        self.spectrum = np.fft.rfft(_frames(x, N_FFT, HOP) * self.window, axis=1)  # (frames, bins)
+        self.window = dsp.hann_window(N_FFT).astype(np.float64)
+        self.spectrum = np.fft.rfft(dsp.frames(x, N_FFT, HOP) * self.window, axis=1)  # (frames, bins)
         self.n_frames = len(self.spectrum)
         norm = np.zeros(self.length + N_FFT)
         for f in range(self.n_frames):
@@ -222,13 +223,6 @@ def _mel_edges(bands: int, sr: int) -> np.ndarray:
     import librosa
 
     return librosa.mel_to_hz(np.linspace(0.0, librosa.hz_to_mel(sr / 2), bands + 1))
-
-
-@functools.cache
-def _mel_basis(sr: int) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=N_MELS)
 
 
 @functools.cache
@@ -489,14 +483,14 @@ def prosody(y: np.ndarray, sr: int, *, fmin: float = config.PITCH_FMIN,
     from scipy.signal import find_peaks
 
     from .audio import _silent
-    from .features import _frames, _rms, _yin
+    from .features import dsp
 
     y, sr = _at_rate(y, sr, PROSODY_RATE)
     if not np.any(y):  # a quiet clip is measured (its level is the point); digital silence has nothing to measure
         raise _silent("this clip", y)
-    energy_db = 20 * np.log10(np.maximum(_rms(_frames(y.astype(np.float64), ENERGY_FRAME, PROSODY_HOP)), 1e-5))
+    energy_db = 20 * np.log10(np.maximum(dsp.rms(dsp.frames(y.astype(np.float64), ENERGY_FRAME, PROSODY_HOP)), 1e-5))
     low, _ = _at_rate(y, sr, PITCH_RATE)
-    f0, aperiodicity = _yin(_frames(low, PITCH_FRAME, PITCH_HOP), PITCH_RATE, fmin, fmax)
+    f0, aperiodicity = dsp.yin(dsp.frames(low, PITCH_FRAME, PITCH_HOP), PITCH_RATE, fmin, fmax)
     n = min(len(f0), len(energy_db))
     f0, aperiodicity, energy_db = f0[:n], aperiodicity[:n], energy_db[:n]
     times = np.arange(n) * PROSODY_HOP / sr
@@ -560,72 +554,35 @@ def prosody_summaries(paths: Sequence[str | os.PathLike], *, cache_dir: str | os
                       n_jobs: int = -1, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(len(paths), len(SUMMARY)) summary numbers of each file, from the disk cache or computed in chunks on
     n_jobs processes (here when fewer than IN_PROCESS are missing); NaN rows for files that cannot be read."""
-    from .features import CHUNK_SIZE, _cache_file, _read_cached, warn_unwritable
+    from .features.cache import cached_rows
 
     folder = Path(cache_dir or config.cache_dir()) / CACHE_SUBDIR / f"summary-{_prosody_digest()}"
-    values = np.full((len(paths), len(SUMMARY)), np.nan, dtype=np.float32)
-    todo = []
-    for i, path in enumerate(paths):
-        file = _cache_file(folder, path, None)
-        cached = _read_cached(file, (len(SUMMARY),))
-        if cached is None:
-            todo.append((i, str(path), file))
-        else:
-            values[i] = cached
-    done = len(paths) - len(todo)
-    if progress:
-        progress(done, len(paths))
-    chunks = [todo[i:i + CHUNK_SIZE] for i in range(0, len(todo), CHUNK_SIZE)]
-    if chunks:
-        import joblib
-
-        workers = 1 if len(todo) < IN_PROCESS else min(joblib.effective_n_jobs(n_jobs), len(chunks))
-        results = (map(_summary_chunk, chunks) if workers == 1 else
-                   joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
-                       joblib.delayed(_summary_chunk)(chunk) for chunk in chunks))
-        unwritable = None
-        for result, cache_error in results:
-            unwritable = unwritable or cache_error
-            for i, row in result:
-                values[i] = row
-            done += len(result)
-            if progress:
-                progress(done, len(paths))
-        if unwritable:
-            warn_unwritable(folder, unwritable)
+    values, _ = cached_rows([str(path) for path in paths], folder, (len(SUMMARY),), _summary, n_jobs=n_jobs,
+                            in_process_below=IN_PROCESS, progress=progress)
     return values
 
 
-def _summary_chunk(chunk: list[tuple[int, str, Path]]) -> tuple[list[tuple[int, np.ndarray]], str | None]:
-    """Load, summarise and cache a chunk of files (a file that cannot be loaded gives NaN, not cached); and why
-    the cache could not be written, if it could not (as features._extract_chunk)."""
+def _summary(i: int, path: str, extra: None) -> np.ndarray | str:
+    """A file's SUMMARY numbers, or why it cannot be loaded (a NaN row, not cached)."""
     from .audio import load_audio
-    from .features import _write_cached
 
-    out, unwritable = [], None
-    for i, path, file in chunk:
-        try:
-            y = load_audio(path, sr=PROSODY_RATE, normalize=False)  # energy as recorded: see prosody
-        except AudioError:
-            out.append((i, np.full(len(SUMMARY), np.nan, np.float32)))
-            continue
-        summary = prosody(y, PROSODY_RATE).summary
-        row = np.array([summary[key] for key in SUMMARY], dtype=np.float32)
-        if unwritable is None:
-            unwritable = _write_cached(file, row)
-        out.append((i, row))
-    return out, unwritable
+    try:
+        y = load_audio(path, sr=PROSODY_RATE, normalize=False)  # energy as recorded: see prosody
+    except AudioError as error:
+        return str(error)
+    summary = prosody(y, PROSODY_RATE).summary
+    return np.array([summary[key] for key in SUMMARY], dtype=np.float32)
 
 
 @functools.cache
 def _prosody_digest() -> str:
     """Names the cache folder: prosody's version and parameters, and the libraries that decode audio."""
-    from .features import _versions
+    from .features.cache import library_versions
 
     settings = {"version": PROSODY_VERSION, "level": "as recorded",
                 "rates": [PROSODY_RATE, PITCH_RATE, PITCH_FRAME, PITCH_HOP, ENERGY_FRAME, PROSODY_HOP],
                 "f0": [config.PITCH_FMIN, config.PITCH_FMAX, config.YIN_THRESHOLD, config.VOICING_THRESHOLD],
-                "nuclei": [SPEECH_DB, NUCLEUS_DB, NUCLEUS_PROMINENCE, NUCLEUS_GAP], "versions": _versions()}
+                "nuclei": [SPEECH_DB, NUCLEUS_DB, NUCLEUS_PROMINENCE, NUCLEUS_GAP], "versions": library_versions()}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -109,17 +109,17 @@ def timeline(windows: Sequence, labels: Sequence[str], title: str = "Emotions ov
     return _layout(fig, title, "time (s)", "probability", height=320)
 
 
-def confusion(pooled: dict, normalise: bool = False, title: str | None = None) -> go.Figure:
+def confusion(pooled: dict, normalize: bool = False, title: str | None = None) -> go.Figure:
     """Confusion matrix heatmap from compute_metrics output: counts, or each true row as shares."""
     labels = pooled["labels"]
     matrix = np.asarray(pooled["confusion"], dtype=float)
-    if normalise:
+    if normalize:
         matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    text = [[f"{v:.0%}" if normalise else f"{int(v)}" for v in row] for row in matrix]
+    text = [[f"{v:.0%}" if normalize else f"{int(v)}" for v in row] for row in matrix]
     fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Blues", text=text,
                                texttemplate="%{text}", showscale=False))
     fig.update_layout(yaxis=dict(autorange="reversed"))
-    return _layout(fig, title or ("Confusion matrix (share of each true emotion)" if normalise else
+    return _layout(fig, title or ("Confusion matrix (share of each true emotion)" if normalize else
                                   "Confusion matrix (clips)"), "predicted", "true", height=420)
 
 

@@ -28,6 +28,29 @@ if TYPE_CHECKING:
     from .jobs import JobQueue
 
 BASELINES: tuple[str, ...] = ("svm", "logreg", "ridge")  # scikit-learn models train() accepts besides the Keras zoo
+BASELINE_FEATURES = "egemaps"  # the pipeline of a scikit-learn model when none is named
+
+# The inclusive range of each numeric setting (None: no upper limit). TrainConfig checks them, the Train page's
+# inputs offer them and the CLI's help names them, so the three cannot disagree.
+BOUNDS: dict[str, tuple[float, float | None]] = {
+    "learning_rate": (1e-5, 1.0),
+    "batch_size": (1, 4096),
+    "epochs": (1, 1000),
+    "dropout": (0.0, 0.9),  # Keras refuses 1; above 0.9 a layer passes almost nothing on
+    "folds": (2, None),     # the protocols cap them at the speakers (or clips per emotion) there are
+    "patience": (1, None),
+}
+
+
+def bounds_text(name: str) -> str:
+    """A setting's range in words, as a message or a help text says it: "1 to 4096", "2 or more"."""
+    low, high = BOUNDS[name]
+    return f"{low:g} or more" if high is None else f"{low:g} to {high:g}"
+
+
+def _within(value: float, name: str) -> bool:
+    low, high = BOUNDS[name]
+    return low <= value and (high is None or value <= high)
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,7 @@ class TrainConfig:
         if self.model not in BASELINES + tuple(MODELS):
             raise OptionError(f"Unknown model {self.model!r}: choose one of {', '.join(BASELINES + tuple(MODELS))}.")
         if not self.features:
-            object.__setattr__(self, "features", MODELS[self.model][1] if self.model in MODELS else "egemaps")
+            object.__setattr__(self, "features", MODELS[self.model][1] if self.model in MODELS else BASELINE_FEATURES)
         object.__setattr__(self, "augmentation", tuple(self.augmentation))
         kind = get_pipeline(self.features).kind
         if self.model in MODELS:
@@ -69,12 +92,8 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.protocol in PROTOCOLS, f"protocol must be one of {', '.join(PROTOCOLS)}"),
             (set(self.augmentation) <= set(AUGMENTATIONS), f"augmentations are {', '.join(AUGMENTATIONS)}"),
-            (0 < self.learning_rate <= 1, "learning rate must be in (0, 1]"),
-            (1 <= self.batch_size <= 4096, "batch size must be 1 to 4096"),
-            (1 <= self.epochs <= 1000, "epochs must be 1 to 1000"),
-            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
-            (self.folds >= 2, "folds must be 2 or more"),
-            (self.patience >= 1, "patience must be 1 or more"),
+            *((_within(getattr(self, name), name), f"{name.replace('_', ' ')} must be {bounds_text(name)}")
+              for name in BOUNDS),
             (not self.adapt or self.model in BASELINES,
              f"only the scikit-learn models ({', '.join(BASELINES)}) adapt to the test speakers"),
             (0 < self.validation_share < 0.5, "validation share must be in (0, 0.5)"),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ser_core import config
@@ -43,7 +44,8 @@ def test_catalog_and_check(data_dir):
     assert "72 clips" in text.stdout and "ravdess" in text.stdout
     report = ser("check", "--data-dir", data_dir, "--json")
     assert report.returncode == 0, report.stderr
-    assert json.loads(report.stdout)
+    assert json.loads(report.stdout) == {"root": str(data_dir), "counts": {"ravdess": 72}, "ok": True,
+                                         "findings": []}  # generated clean: mono, 16 kHz, no duplicates
 
 
 def test_evaluate_reports_its_protocol(data_dir):
@@ -148,3 +150,40 @@ def test_predict_calibrates_a_speaker_normalised_model_on_the_speakers_recording
     assert len(uncalibrated.stderr.strip().splitlines()) == 1 and not uncalibrated.stdout
     needless = ser("predict", actor[40], "--calibrate", actor[0], "--calibrate", actor[1])
     assert needless.returncode == 2 and "needs no calibration" in needless.stderr
+
+
+def test_models_lists_the_shipped_models_with_their_cards_figures():
+    result = ser("models", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {row["name"]: row for row in json_lines(result.stdout)}
+    shipped = {path.parent.name: json.loads(path.read_text())
+               for path in config.SHIPPED_MODELS_DIR.glob("*/metadata.json")
+               if json.loads(path.read_text()).get("format") == "ser-studio-bundle"}
+    assert set(listed) == set(shipped) and len(shipped) >= 4
+    assert [name for name, row in listed.items() if row["default"]] == ["mfcc-prosody-svm"]
+    for name, metadata in shipped.items():
+        assert listed[name]["broken"] is None and listed[name]["source"] == "shipped"
+        assert listed[name]["accuracy"] == metadata["evaluation"]["pooled"]["accuracy"]
+        assert listed[name]["speaker_norm"] == metadata["speaker_norm"]
+    text = ser("models").stdout
+    accuracy = shipped["mfcc-prosody-svm"]["evaluation"]["pooled"]["accuracy"]
+    assert f"mfcc-prosody-svm\tshipped\tmfcc_prosody + svm, protocol speaker: accuracy {accuracy:.1%}" in text
+
+
+def test_features_caches_what_extraction_computes(data_dir):
+    from ser_core.audio import load_audio
+    from ser_core.corpora import build_catalog
+    from ser_core.features import extract, extract_features
+
+    result = ser("features", "--data-dir", data_dir, "--pipeline", "librosa180", "--jobs", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["pipeline"], summary["clips"], summary["shape"], summary["skipped"]) == \
+        ("librosa180", 72, [72, 180], [])
+    assert len(list(Path(os.environ["SER_CACHE_DIR"]).rglob("*.bin"))) == 72  # the cache this process reads too
+    catalog = build_catalog(data_dir)
+    cached = extract_features(catalog, "librosa180", n_jobs=1)
+    direct = np.stack([extract(load_audio(path, sr=16_000), 16_000, "librosa180") for path in catalog.path[:3]])
+    np.testing.assert_allclose(cached[:3], direct, rtol=1e-5, atol=1e-6)
+    text = ser("features", "--data-dir", data_dir, "--pipeline", "librosa180", "--jobs", "1")
+    assert text.returncode == 0 and text.stdout.startswith("librosa180: 72 clips, features (180,)")

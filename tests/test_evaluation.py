@@ -157,7 +157,9 @@ def test_ridge_recognises_emotions_across_the_two_tess_speakers_and_adapts_to_th
     plain = evaluate(catalog, **how)
     assert plain.protocol == "speaker" and plain.n_speakers == 2 and not plain.adapted
     assert plain.predictions.groupby("fold").speaker.nunique().tolist() == [1, 1]  # one speaker per fold
-    assert plain.pooled["accuracy"] > 0.4, plain.pooled["accuracy"]  # chance is 14.3% over 7 emotions
+    # Measured 58.6% (adapted: 76.6%) on 2026-12-06; ridge on cached features is deterministic, so the margin
+    # covers only library updates. Chance is 14.3% over 7 emotions.
+    assert plain.pooled["accuracy"] > 0.55, plain.pooled["accuracy"]
 
     adapted = evaluate(catalog, **how, adapt=True)
     assert adapted.adapted and ADAPTATION_DESCRIPTION in adapted.summary()

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_core import features
+from ser_core import config, features
 from ser_core.audio import load_audio
 from ser_core.errors import OptionError
+from ser_core.features import speaker_encoder
 from ser_core.features import (
     PIPELINES, PRIOR_CLIPS, FeatureError, Pipeline, extract, extract_features, extract_file, feature_names,
     get_pipeline, normalize_by_speaker, pool, speaker_stats, typical_speaker_std,
@@ -33,7 +34,7 @@ def extract_calls(monkeypatch) -> list[int]:
         calls.append(1)
         return real(y, sr, pipeline)
 
-    monkeypatch.setattr(features, "extract", counting)
+    monkeypatch.setattr(features.extraction, "extract", counting)  # where extract_features looks it up
     return calls
 
 
@@ -93,7 +94,7 @@ def test_egemaps_mfcc_adds_frame_statistics_to_egemaps():
 
 def test_ge2e_runs_resemblyzers_speaker_encoder_as_torch_does():
     """The converted weights through numpy give what the original PyTorch encoder gave (saved at conversion)."""
-    with np.load(features.config.GE2E_WEIGHTS) as saved:
+    with np.load(config.GE2E_WEIGHTS) as saved:
         mel, expected = saved["reference_mel"], saved["reference_features"]
     encoded = features.encode_speaker(mel)
     np.testing.assert_allclose(encoded, expected, atol=2e-5)
@@ -118,13 +119,13 @@ def test_ge2e_hears_the_voice_not_the_volume():
 def test_ge2e_without_its_weights_says_what_is_missing(monkeypatch, tmp_path):
     from ser_core.errors import ModelError
 
-    monkeypatch.setattr(features.config, "GE2E_WEIGHTS", tmp_path / "weights.npz")
-    features._encoder_weights.cache_clear()
+    monkeypatch.setattr(config, "GE2E_WEIGHTS", tmp_path / "weights.npz")
+    speaker_encoder._encoder_weights.cache_clear()
     try:
         with pytest.raises(ModelError, match="restore models/ge2e-encoder"):
             extract(voice(1.0, SR), SR, "ge2e")
     finally:
-        features._encoder_weights.cache_clear()
+        speaker_encoder._encoder_weights.cache_clear()
 
 
 def test_config_is_json_that_round_trips_and_overrides_change_it():
@@ -312,7 +313,7 @@ def test_a_damaged_cache_entry_is_recomputed(clips, extract_calls, tmp_path):
 
 
 def test_parallel_chunks_match_one_process(clips, monkeypatch, tmp_path):
-    monkeypatch.setattr(features, "CHUNK_SIZE", 1)  # four chunks, so two workers really start
+    monkeypatch.setattr(features.cache, "CHUNK_SIZE", 1)  # four chunks, so two workers really start
     seen = []
     parallel = extract_features(clips, "zcr_rms_mfcc", n_jobs=2, cache_dir=tmp_path / "a",
                                 progress=lambda *p: seen.append(p))
@@ -473,6 +474,26 @@ def test_ge2e_embeddings_tell_real_speakers_apart(shared_corpora):
     assert (speakers[similarity.argmax(axis=1)] == speakers).all()
 
 
+def frames_as_librosa_computes_them(y: np.ndarray, name: str) -> np.ndarray:
+    """(frames, values) of the whole clip, untrimmed and unpadded, computed by librosa (log-mel, MFCC) and numpy
+    (ZCR is left out, RMS): an independent reference for logmel and zcr_rms_mfcc."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=400, hop_length=160, n_mels=64, pad_mode="constant")
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
+    if name == "logmel":
+        return log_mel.T
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(y, 200), 400)[::160].astype(np.float64)
+    rms = np.sqrt(np.mean(windows ** 2, axis=1))
+    return np.column_stack([rms, librosa.feature.mfcc(S=log_mel, n_mfcc=20).T])
+
+
+def assert_a_run_of(ours: np.ndarray, reference: np.ndarray, atol: float) -> None:
+    """`ours` (frames, values), trimmed at a start of its own, is a run of consecutive reference frames."""
+    start = int(np.argmin(np.abs(reference - ours[0]).max(axis=1)))
+    np.testing.assert_allclose(ours, reference[start:start + len(ours)], atol=atol)
+
+
 @pytest.mark.parametrize("name", PIPELINES)
 def test_real_corpus_clips(corpus_slice, name):
     assert set(corpus_slice["corpus"]) == {"ravdess", "tess"}
@@ -481,3 +502,14 @@ def test_real_corpus_clips(corpus_slice, name):
     assert X.shape == (20, *pipeline.shape) and np.isfinite(X).all()
     assert len(np.unique(X.reshape(20, -1), axis=0)) == 20
     assert len(list(Path(os.environ["SER_CACHE_DIR"]).rglob("*.bin"))) == 20  # the default cache
+    if name in ("logmel", "zcr_rms_mfcc"):  # the values themselves, against librosa and numpy, on a few clips
+        for path, x in zip(corpus_slice.path[::7], X[::7]):
+            reference = frames_as_librosa_computes_them(load_audio(path, sr=SR), name)
+            if name == "logmel":
+                frames = x.T[~np.all(x.T == x.min(), axis=1)]  # not the padding (the floor)
+                # The floor is 80 dB under the loudest kept frame; librosa's, under the clip's loudest.
+                assert_a_run_of(frames, np.maximum(reference, x.min()), atol=0.01)
+            else:
+                frames = x[x[:, 1] > 0][:, 1:]  # not the padding (digital silence); RMS and MFCC
+                assert_a_run_of(frames[:, :1], reference[:, :1], atol=1e-6)
+                assert_a_run_of(frames, reference, atol=0.01)

@@ -101,7 +101,7 @@ def test_saving_never_replaces_a_folder_or_file_that_is_not_a_model(run, tmp_pat
 def test_the_train_page_save_box_refuses_a_name_that_leaves_the_models_folder(monkeypatch, corpus):
     folder = victim()
     at = train_svm_on_page(monkeypatch, corpus)
-    at.text_input[0].set_value("../victim")
+    at.text_input(key="save_name").set_value("../victim")
     at.button(key="FormSubmitter:save-Save model").click().run()
     assert not at.exception and not at.success
     assert "'../victim' is not a model name" in at.error[0].value

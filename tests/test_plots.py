@@ -65,3 +65,12 @@ def test_timeline_of_one_window():
     root = parse(plots.timeline_svg([WindowPrediction(0.0, 3.0, "sad", {"sad": 1.0})], ["sad"]))
     [line] = root.iter(f"{SVG}polyline")
     assert len(line.get("points").split()) == 1
+
+
+def test_confusion_shows_counts_or_each_true_emotion_as_shares():
+    pooled = {"labels": ["angry", "sad"], "confusion": [[3, 1], [0, 0]]}  # no sad clip: a row of zeros, not NaN
+    counts = plots.confusion(pooled)
+    assert counts.data[0].z.tolist() == [[3, 1], [0, 0]] and counts.data[0].text[0] == ["3", "1"]
+    shares = plots.confusion(pooled, normalize=True)  # spelt as load_audio(normalize=...) and normalize_speakers
+    assert shares.data[0].z.tolist() == [[0.75, 0.25], [0, 0]] and shares.data[0].text[0] == ["75%", "25%"]
+    assert shares.layout.title.text == "Confusion matrix (share of each true emotion)"

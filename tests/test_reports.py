@@ -260,7 +260,10 @@ def test_cli_writes_the_three_files_and_refuses_a_missing_model(tmp_path, svm_ru
 def test_train_page_offers_the_report_files_of_a_run_and_of_saved_models(monkeypatch, data_root):
     from streamlit.runtime.media_file_manager import MediaFileManager
 
-    made = {}  # the buttons' files are made on click: keep each button's callable to call it here
+    # Streamlit internals, as no public way exists: AppTest cannot click a download button nor read a deferred
+    # file (st.download_button with a callable makes its file only when clicked), so this keeps each button's
+    # callable as Streamlit registers it, and finds it again by the button's deferred file id.
+    made = {}
     add_deferred = MediaFileManager.add_deferred
 
     def keep(self, data_callable, *args, **kwargs):
@@ -285,7 +288,7 @@ def test_train_page_offers_the_report_files_of_a_run_and_of_saved_models(monkeyp
     assert csv == reports.predictions_csv(run)
     assert len(pd.read_csv(io.StringIO(csv))) == run.result.pooled["n"]
 
-    at.text_input[0].set_value("report-svm")
+    at.text_input(key="save_name").set_value("report-svm")
     at.button(key="FormSubmitter:save-Save model").click().run()
     assert not at.exception and "report-svm" in at.success[0].value
     saved = at.session_state["saved"]

@@ -108,19 +108,26 @@ def test_stop_ends_the_run_cleanly_with_the_best_weights_so_far(tmp_path, catalo
     assert len([e for e in events if e.kind == "epoch"]) <= 3 and run.result is None
     path = save_run(run, "stopped", tmp_path)
     assert json.loads((path / "metadata.json").read_text())["stopped"] is True
-    assert Predictor.load(path).predict(catalog.path.iloc[0]).label in run.labels
+    # The saved model is the run's kept weights, not a fresh or half-written one: the same probabilities.
+    X = extract_features(catalog.head(8), run.config.features, n_jobs=1)
+    np.testing.assert_allclose(Predictor.load(path).bundle.predict_proba(X), run.model.predict(X, verbose=0),
+                               atol=1e-5)
 
 
 def test_training_job_survives_streamlit_cleaning_keras_after_each_script_run(catalog):
     """In the app, Streamlit clears Keras' session after every rerun of the page, while a job trains."""
-    from streamlit.runtime.scriptrunner.script_runner import _clean_problem_modules
+    from streamlit.testing.v1 import AppTest
 
     from ser_core.training import TrainingJob
 
     job = TrainingJob(catalog, TrainConfig(model="mlp", features="librosa180", epochs=3, folds=3), n_jobs=1)
-    while not job.done:  # the page reruns several times a second while a job trains
-        _clean_problem_modules()
+    page = AppTest.from_string("import streamlit as st\nst.write('training')", default_timeout=60)
+    reruns = 0
+    while not job.done:  # the page reruns several times a second while a job trains; each run ends as the
+        page.run()       # app's do, with Streamlit clearing Keras' session
+        reruns += 1
         time.sleep(0.02)
+    assert reruns > 3  # Keras was cleared while the job trained
     assert job.error is None and job.run.result.complete
 
 
@@ -262,7 +269,9 @@ def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
     catalog = catalog[catalog.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
     run = train(catalog, TrainConfig(model="mlp", features="egemaps", folds=4, epochs=40))
     assert run.result.protocol == "speaker" and run.result.n_speakers == 8
-    assert run.result.pooled["accuracy"] > 0.25  # chance is 12.5% over 8 emotions
+    # Measured 46.9% (2026-12-06, three runs alike; folds 38-53%), as the README's 48% for eGeMAPS on RAVDESS; chance
+    # is 12.5%. 43% leaves 4 points (19 of 480 clips) for TensorFlow's float order on other CPUs and thread counts.
+    assert run.result.pooled["accuracy"] > 0.43, run.result.pooled["accuracy"]
 
 
 def test_compare_ge2e_ridge_learns_unseen_actors_round_trips_and_calibrates_on_a_few_quiet_clips(tmp_path,
@@ -275,7 +284,9 @@ def test_compare_ge2e_ridge_learns_unseen_actors_round_trips_and_calibrates_on_a
     ravdess = build_catalog(shared_corpora, ["ravdess"])
     catalog = ravdess[ravdess.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
     run = train(catalog, TrainConfig(model="ridge", features="compare_ge2e", folds=4, speaker_norm=True))
-    assert run.result.protocol == "speaker" and run.result.pooled["accuracy"] > 0.4  # chance is 12.5%
+    # Measured 76.0% (2026-12-06; folds 72-83%), as the README's 77-78% by actor; chance is 12.5%. Ridge on cached
+    # features is deterministic: 72% leaves 4 points (19 of 480 clips) for BLAS and feature round-off elsewhere.
+    assert run.result.protocol == "speaker" and run.result.pooled["accuracy"] > 0.72, run.result.pooled["accuracy"]
     predictor = Predictor.load(save_run(run, "compare-ge2e", tmp_path))
     actor = catalog[catalog.speaker == "ravdess_08"]
     clips = [load_audio(path, sr=16_000) for path in actor.path]
@@ -291,7 +302,8 @@ def test_compare_ge2e_ridge_learns_unseen_actors_round_trips_and_calibrates_on_a
     correct = [predictor.predict_samples(y).label == label for y, label in zip(clips[10:], new_actor.label[10:])]
     # Per-speaker statistics from 10 clips once blew up the features they left nearly constant (23% over RAVDESS),
     # and a quiet calibration shifted every loudness feature.
-    assert np.mean(correct) > 0.45, np.mean(correct)
+    # Measured 62% (31 of 50 clips, 2026-12-06; deterministic); 54% leaves 4 clips for round-off elsewhere.
+    assert np.mean(correct) > 0.54, np.mean(correct)
 
 
 def test_egemaps_and_the_live_page_still_work_after_tensorflow_is_loaded():

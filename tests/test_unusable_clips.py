@@ -232,7 +232,7 @@ def test_a_cache_entry_with_altered_values_is_recomputed(clips, monkeypatch, tmp
     entries[0].write_bytes(data[:-4] + np.float32(np.nan).tobytes())  # the last value: header untouched
     calls = []
     real = features.extract
-    monkeypatch.setattr(features, "extract", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(features.extraction, "extract", lambda *a: calls.append(1) or real(*a))
     second = extract_features(clips, "librosa180", n_jobs=1, cache_dir=cache)
     np.testing.assert_array_equal(first, second)
     assert len(calls) == 1 and np.isfinite(second).all()

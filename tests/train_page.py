@@ -12,8 +12,8 @@ def train_svm_on_page(monkeypatch, data_root, timeout: float = 240) -> AppTest:
     monkeypatch.setenv("SER_DATA_DIR", str(data_root))
     at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "2_Train.py"), default_timeout=120).run()
     assert not at.exception, at.exception
-    at.selectbox[1].set_value("librosa180")  # features; the model is the SVM
-    at.number_input[0].set_value(2)          # folds
-    at.button[0].click().run()
+    at.selectbox(key="train_features").set_value("librosa180")  # the model is the SVM
+    at.number_input(key="train_folds").set_value(2)
+    at.button(key="FormSubmitter:train-Train").click().run()
     assert at.session_state["job"].wait(timeout), "training did not finish"
     return at.run()
