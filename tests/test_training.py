@@ -269,8 +269,9 @@ def test_small_model_learns_real_emotions_of_unseen_actors(shared_corpora):
     catalog = catalog[catalog.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
     run = train(catalog, TrainConfig(model="mlp", features="egemaps", folds=4, epochs=40))
     assert run.result.protocol == "speaker" and run.result.n_speakers == 8
-    # Measured 46.9% (2026-12-06, three runs alike; folds 38-53%), as the README's 48% for eGeMAPS on RAVDESS; chance
-    # is 12.5%. 43% leaves 4 points (19 of 480 clips) for TensorFlow's float order on other CPUs and thread counts.
+    # Measured 46.9% (2026-12-06, three runs alike; folds 38-53%), as docs/models.md's 48% for eGeMAPS on
+    # RAVDESS; chance is 12.5%. 43% leaves 4 points (19 of 480 clips) for TensorFlow's float order on other CPUs
+    # and thread counts.
     assert run.result.pooled["accuracy"] > 0.43, run.result.pooled["accuracy"]
 
 
@@ -284,7 +285,7 @@ def test_compare_ge2e_ridge_learns_unseen_actors_round_trips_and_calibrates_on_a
     ravdess = build_catalog(shared_corpora, ["ravdess"])
     catalog = ravdess[ravdess.speaker.isin([f"ravdess_{i:02d}" for i in range(1, 9)])]
     run = train(catalog, TrainConfig(model="ridge", features="compare_ge2e", folds=4, speaker_norm=True))
-    # Measured 76.0% (2026-12-06; folds 72-83%), as the README's 77-78% by actor; chance is 12.5%. Ridge on cached
+    # Measured 76.0% (2026-12-06; folds 72-83%), as docs/models.md's 77-78% by actor; chance is 12.5%. Ridge on cached
     # features is deterministic: 72% leaves 4 points (19 of 480 clips) for BLAS and feature round-off elsewhere.
     assert run.result.protocol == "speaker" and run.result.pooled["accuracy"] > 0.72, run.result.pooled["accuracy"]
     predictor = Predictor.load(save_run(run, "compare-ge2e", tmp_path))
