@@ -72,21 +72,14 @@ def waiting_message(ahead: int, what: str) -> str:
             f"{jobs.HEAVY.limit} at a time)…")
 
 
-def _is_long(upload) -> bool:
-    """Whether an upload is classified window by window: longer than LONG_CLIP, or of a length its header omits."""
-    from ser_core.audio import audio_info
-
-    duration = audio_info(upload, name=upload.name).duration
-    return duration is None or duration > config.LONG_CLIP
-
-
 def upload_samples(upload, sr: int) -> np.ndarray:
     """An upload's samples at `sr` as recorded (not normalised), for its waveform and explanation. A long clip is
     decoded window by window, never whole at the file's rate (its last half second may be left out). Raises
     SerError."""
     from ser_core.audio import iter_windows, load_audio
+    from ser_core.inference import is_long_clip
 
-    if not _is_long(upload):
+    if not is_long_clip(upload, name=upload.name):
         return load_audio(upload, sr=sr, normalize=False, name=upload.name)
     return np.concatenate([y for _, y in iter_windows(upload, config.WINDOW, config.WINDOW, sr, name=upload.name)])
 
@@ -99,6 +92,7 @@ def classify_upload(model, upload):
     from hashlib import sha1
 
     from ser_core.audio import peak_normalize, windows_of
+    from ser_core.inference import is_long_clip
 
     key = (sha1(upload.getvalue()).hexdigest(), model.name, id(model))
     kept = st.session_state.get("classified")
@@ -106,7 +100,7 @@ def classify_upload(model, upload):
         return kept[1]
     st.session_state.pop("classified", None)  # the previous upload's result goes before this one is computed
     with heavy_job("classifying your clip"):
-        if _is_long(upload):
+        if is_long_clip(upload, name=upload.name):
             timeline = model.predict_windows(upload, name=upload.name)
             result = timeline.overall(upload.name), timeline
         else:

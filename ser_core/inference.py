@@ -86,6 +86,15 @@ class Timeline:
         return Prediction(summary["label"], summary["mean"])
 
 
+def is_long_clip(source, *, name: str | None = None) -> bool:
+    """Whether a clip is classified window by window: longer than config.LONG_CLIP, or of a length its header
+    omits (a browser's WebM). Reads the header only; raises the load_audio errors for a bad file."""
+    from .audio import audio_info
+
+    duration = audio_info(source, name=name).duration
+    return duration is None or duration > config.LONG_CLIP
+
+
 class Predictor:
     """A loaded model with the feature pipeline it was trained on."""
 
@@ -212,10 +221,9 @@ class Predictor:
         """Classify a path, bytes or an uploaded file; bad audio raises a typed AudioError. A clip longer than
         config.LONG_CLIP (or of a length its header omits) is classified window by window, in memory bounded by a
         window, as the mean of its voiced windows (Timeline.overall)."""
-        from .audio import audio_info, load_audio, source_name
+        from .audio import load_audio, source_name
 
-        duration = audio_info(source, name=name).duration
-        if duration is None or duration > config.LONG_CLIP:
+        if is_long_clip(source, name=name):
             return self.predict_windows(source, name=name).overall(source_name(source, name))
         return self.predict_samples(load_audio(source, sr=self.pipeline.sample_rate, name=name))
 
