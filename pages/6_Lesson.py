@@ -21,8 +21,8 @@ def run_lesson(chosen: pd.DataFrame, features: str, classifier: str, folds: int,
 
     lesson = leakage_lesson(chosen, features=features, classifier=classifier, folds=folds, progress=_progress)
     return {"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
-            "normalised": lesson.speaker_normalised.to_dict(),
-            "inflation": lesson.inflation, "gain": lesson.normalisation_gain}
+            "normalised": lesson.speaker_normalized.to_dict(),
+            "inflation": lesson.inflation, "gain": lesson.normalization_gain}
 
 
 def show_side(result: dict, heading: str, key: str) -> None:
@@ -60,8 +60,9 @@ names = sorted(clips["corpus"].unique())
 with st.form("lesson_settings"):
     left, middle, right = st.columns(3)
     corpora = left.multiselect("Corpora", names, default=["ravdess"] if "ravdess" in names else names[:1])
-    features = middle.selectbox("Features", list(PIPELINES), index=list(PIPELINES).index("egemaps"))
-    classifier = middle.selectbox("Classifier", list(CLASSIFIERS))
+    features = middle.selectbox("Features", list(PIPELINES), index=list(PIPELINES).index(config.DEFAULT_FEATURES))
+    classifier = middle.selectbox("Classifier", list(CLASSIFIERS),
+                                  index=list(CLASSIFIERS).index(config.DEFAULT_CLASSIFIER))
     folds = right.number_input("Folds", 2, 10, config.DEFAULT_FOLDS)
     go = st.form_submit_button("Run the lesson", type="primary")
 if go:

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.svm import SVC
 
+from . import config
 from .errors import OptionError
 
 CLASSIFIERS: tuple[str, ...] = ("svm", "mlp", "logreg", "ridge")
@@ -26,7 +27,8 @@ ADAPT_ROUNDS = 4  # self-training rounds of fit_adapted, chosen on RAVDESS by ac
 ADAPT_RANK = 64  # principal directions of its training clips a saved ridge model keeps to adapt (adapt_ridge)
 
 
-def make_classifier(name: str = "svm", *, seed: int = 0, calibration_folds: int = CALIBRATION_FOLDS) -> Pipeline:
+def make_classifier(name: str = config.DEFAULT_CLASSIFIER, *, seed: int = 0,
+                    calibration_folds: int = CALIBRATION_FOLDS) -> Pipeline:
     """A fresh, unfitted scikit-learn pipeline (scaler + classifier) that outputs probabilities."""
     if name == "svm":
         # Calibrated on internal folds of the training data so that probabilities are meaningful.

@@ -142,14 +142,14 @@ def cmd_lesson(args) -> int:
                             seed=args.seed, n_jobs=args.jobs, progress=_progress_bars())
     if args.json:
         _print_json({"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
-                     "speaker_normalised": lesson.speaker_normalised.to_dict(),
-                     "inflation": lesson.inflation, "normalisation_gain": lesson.normalisation_gain})
+                     "speaker_normalized": lesson.speaker_normalized.to_dict(),
+                     "inflation": lesson.inflation, "normalization_gain": lesson.normalization_gain})
         return 0
     for title, result in (("Random split", lesson.random), ("By speaker", lesson.speaker),
-                          ("By speaker, per-speaker normalisation", lesson.speaker_normalised)):
+                          ("By speaker, per-speaker normalisation", lesson.speaker_normalized)):
         print(f"== {title}\n{_format_result(result)}\n")
     print(f"The random split adds {lesson.inflation:+.1%} accuracy; per-speaker normalisation adds "
-          f"{lesson.normalisation_gain:+.1%}, honestly.")
+          f"{lesson.normalization_gain:+.1%}, honestly.")
     return 0
 
 
@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .classifiers import CLASSIFIERS
     from .evaluation import PROTOCOLS
     from .models import MODELS, OPTIMIZERS
-    from .training import BASELINE_FEATURES, BASELINES, TrainConfig, bounds_text
+    from .training import BASELINES, TrainConfig, bounds_text
 
     parser = argparse.ArgumentParser(prog="python -m ser_core", description="SER Studio from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -391,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
 
     def modelling(p: argparse.ArgumentParser, features_flag: str = "--features", protocol: bool = True) -> None:
-        p.add_argument(features_flag, default=BASELINE_FEATURES,
-                       help=f"feature pipeline (default: {BASELINE_FEATURES})")
-        p.add_argument("--classifier", choices=CLASSIFIERS, default=CLASSIFIERS[0])
+        p.add_argument(features_flag, default=config.DEFAULT_FEATURES,
+                       help=f"feature pipeline (default: {config.DEFAULT_FEATURES})")
+        p.add_argument("--classifier", choices=CLASSIFIERS, default=config.DEFAULT_CLASSIFIER)
         if protocol:
             p.add_argument("--protocol", choices=PROTOCOLS, default=config.DEFAULT_PROTOCOL)
         p.add_argument("--folds", type=int, default=config.DEFAULT_FOLDS)
@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("check", cmd_check, "health report of the corpora: duplicates, stereo, odd rates, bad files")
 
     p = command("features", cmd_features, "extract features into the cache")
-    p.add_argument("--pipeline", default="librosa180")
+    p.add_argument("--pipeline", default=config.DEFAULT_FEATURES,
+                   help=f"feature pipeline (default: {config.DEFAULT_FEATURES})")
     p.add_argument("--augment", help="also cache augmented copies: noise,stretch,shift,pitch")
     p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     jobs(p)

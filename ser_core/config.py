@@ -55,7 +55,9 @@ LONG_CLIP = 30.0  # s; a longer upload is decoded and classified window by windo
 HEAVY_JOBS_ENV = "SER_HEAVY_JOBS"
 DEFAULT_HEAVY_JOBS = 2
 
-# Evaluation.
+# Evaluation: the features and classifier of evaluate, lesson, features and a scikit-learn model when none is named.
+DEFAULT_FEATURES = "egemaps"
+DEFAULT_CLASSIFIER = "svm"
 DEFAULT_PROTOCOL = "speaker"
 DEFAULT_FOLDS = 5
 DEFAULT_SEED = 42

@@ -339,7 +339,7 @@ def run_folds(catalog: pd.DataFrame, splits: Sequence[Split],
         predictions=_pooled_predictions(rows), **how)
 
 
-def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = "svm",
+def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = config.DEFAULT_CLASSIFIER,
                    protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
                    seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
                    augmented: dict[str, np.ndarray] | None = None, features: str = "",
@@ -397,7 +397,8 @@ def normalize_speakers(X: np.ndarray, catalog: pd.DataFrame, augmented: dict[str
             {name: normalize_by_speaker(A, speakers, stats, kind) for name, A in augmented.items()}, prior_std)
 
 
-def evaluate(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: str = "svm",
+def evaluate(catalog: pd.DataFrame, *, features: str = config.DEFAULT_FEATURES,
+             classifier: str = config.DEFAULT_CLASSIFIER,
              protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
              seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
              augmentation: Sequence[str] = (), test_corpus: str | None = None, adapt: bool = False,

@@ -396,12 +396,13 @@ def importance_for(predictor: Predictor, catalog: pd.DataFrame, *, n_clips: int 
     The table's attrs say which clips were used.
     """
     from .features import extract_features
+    from .features.cache import clip_identity
 
     model_feature_names(predictor)  # refuses frame-level Keras models before any extraction
     clips, where, seen = training_clips(catalog, predictor)
     sample = balanced_sample(clips, n_clips, ["speaker", "label"], seed)
-    key = {"version": 2, "model": str(predictor.bundle.path), "created": predictor.bundle.metadata.get("created"),
-           "features": predictor.pipeline.digest, "clips": [_clip_key(path) for path in sample["path"]],
+    key = {"version": 3, "model": str(predictor.bundle.path), "created": predictor.bundle.metadata.get("created"),
+           "features": predictor.pipeline.digest, "clips": [clip_identity(path) for path in sample["path"]],
            "n_repeats": n_repeats, "seed": seed, "metric": metric}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
     file = Path(cache_dir or config.cache_dir()) / "importance" / f"{digest}.bin"
@@ -416,15 +417,6 @@ def importance_for(predictor: Predictor, catalog: pd.DataFrame, *, n_clips: int 
     table.attrs.update(source=where, seen_in_training=seen, speakers=int(sample["speaker"][ok].nunique()))
     _write_table(file, table)
     return table
-
-
-def _clip_key(path: str | os.PathLike) -> str:
-    """A clip as the feature cache knows it: path, size and modification time (a changed file is a new clip)."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return f"{os.path.abspath(path)}|missing"
-    return f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _read_table(file: Path) -> pd.DataFrame | None:

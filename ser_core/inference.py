@@ -131,7 +131,7 @@ class Predictor:
                              "of the speaker's speech first (the Live page does; on the command line, predict "
                              "--calibrate), or choose another model.")
 
-    def _check_speaker_normalised(self) -> None:
+    def _check_speaker_normalized(self) -> None:
         if not self.bundle.metadata.get("speaker_norm"):
             raise ModelError(f"Model {self.name} classifies each clip as it is: it needs no calibration.")
 
@@ -149,13 +149,13 @@ class Predictor:
         from .audio import is_silent, peak_normalize
         from .features import extract, speaker_stats
 
-        self._check_speaker_normalised()
+        self._check_speaker_normalized()
         voiced = [peak_normalize(y) for y in clips if not is_silent(y)]
         if len(voiced) < 2:
             raise ModelError("Calibration needs at least two windows of the speaker's speech (a few seconds); "
                              f"it got {len(voiced)}.")
         X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in voiced])
-        stats = speaker_stats(self._model_input(X, normalise=False), ["speaker"] * len(X), self._input_kind,
+        stats = speaker_stats(self._model_input(X, normalize=False), ["speaker"] * len(X), self._input_kind,
                               self.typical_speaker_std)
         self.speaker_stats = stats["speaker"]
         self.bundle = self.trained
@@ -174,7 +174,7 @@ class Predictor:
         speech is left."""
         from .audio import iter_windows
 
-        self._check_speaker_normalised()  # before decoding any recording
+        self._check_speaker_normalized()  # before decoding any recording
         sr = self.pipeline.sample_rate
         windows, skipped = [], []
         for source in sources:
@@ -264,12 +264,12 @@ class Predictor:
         # scikit-learn models read pooled (clip-level) features; Keras models the pipeline's own shape.
         return self.pipeline.kind if self.bundle.kind == "keras" else "clip"
 
-    def _model_input(self, X: np.ndarray, normalise: bool = True) -> np.ndarray:
+    def _model_input(self, X: np.ndarray, normalize: bool = True) -> np.ndarray:
         from .features import pool
 
         if self.bundle.kind != "keras":
             X = pool(X, self.pipeline.kind)
-        if normalise and self.bundle.metadata.get("speaker_norm"):
+        if normalize and self.bundle.metadata.get("speaker_norm"):
             self.check_calibrated()
             mean, std = self.speaker_stats
             X = (X - mean) / std

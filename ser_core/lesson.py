@@ -38,7 +38,7 @@ class Lesson:
 
     random: EvaluationResult
     speaker: EvaluationResult
-    speaker_normalised: EvaluationResult
+    speaker_normalized: EvaluationResult
 
     @property
     def inflation(self) -> float:
@@ -46,12 +46,13 @@ class Lesson:
         return self.random.pooled["accuracy"] - self.speaker.pooled["accuracy"]
 
     @property
-    def normalisation_gain(self) -> float:
+    def normalization_gain(self) -> float:
         """Accuracy points per-speaker normalisation adds under folds by speaker."""
-        return self.speaker_normalised.pooled["accuracy"] - self.speaker.pooled["accuracy"]
+        return self.speaker_normalized.pooled["accuracy"] - self.speaker.pooled["accuracy"]
 
 
-def leakage_lesson(catalog: pd.DataFrame, *, features: str = "egemaps", classifier: str = "svm",
+def leakage_lesson(catalog: pd.DataFrame, *, features: str = config.DEFAULT_FEATURES,
+                   classifier: str = config.DEFAULT_CLASSIFIER,
                    folds: int = config.DEFAULT_FOLDS, seed: int = config.DEFAULT_SEED, n_jobs: int = -1,
                    progress: Callable[[str, int, int], None] | None = None) -> Lesson:
     """Evaluate `classifier` on `features` of `catalog` under the random split, by speaker, and by speaker with

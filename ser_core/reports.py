@@ -200,26 +200,26 @@ def _new_figure(width: float, height: float, *, left: float = 0.8, right: float 
     return fig
 
 
-def _confusion_png(pooled: dict, normalise: bool) -> bytes:
+def _confusion_png(pooled: dict, normalize: bool) -> bytes:
     labels = pooled["labels"]
     matrix = np.asarray(pooled["confusion"], dtype=float)
-    if normalise:
+    if normalize:
         matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = 2.5 + 0.6 * len(labels)
     fig = _new_figure(size + 1.6, size, left=1.2, right=0.7, bottom=1.1)
     ax = fig.subplots()
-    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalise else max(matrix.max(), 1))
-    top = 1 if normalise else max(matrix.max(), 1)
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else max(matrix.max(), 1))
+    top = 1 if normalize else max(matrix.max(), 1)
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, f"{value:.0%}" if normalise else f"{int(value)}", ha="center", va="center", fontsize=9,
+        ax.text(j, i, f"{value:.0%}" if normalize else f"{int(value)}", ha="center", va="center", fontsize=9,
                 color="white" if value > 0.6 * top else "black")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (share of each true emotion)" if normalise else "Confusion matrix (clips)",
+    ax.set_title("Confusion matrix (share of each true emotion)" if normalize else "Confusion matrix (clips)",
                  fontsize=11)
-    fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03, format="{x:.0%}" if normalise else None)
+    fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03, format="{x:.0%}" if normalize else None)
     return _png(fig)
 
 

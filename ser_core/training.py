@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .jobs import JobQueue
 
 BASELINES: tuple[str, ...] = ("svm", "logreg", "ridge")  # scikit-learn models train() accepts besides the Keras zoo
-BASELINE_FEATURES = "egemaps"  # the pipeline of a scikit-learn model when none is named
 
 # The inclusive range of each numeric setting (None: no upper limit). TrainConfig checks them, the Train page's
 # inputs offer them and the CLI's help names them, so the three cannot disagree.
@@ -83,7 +82,8 @@ class TrainConfig:
         if self.model not in BASELINES + tuple(MODELS):
             raise OptionError(f"Unknown model {self.model!r}: choose one of {', '.join(BASELINES + tuple(MODELS))}.")
         if not self.features:
-            object.__setattr__(self, "features", MODELS[self.model][1] if self.model in MODELS else BASELINE_FEATURES)
+            default = MODELS[self.model][1] if self.model in MODELS else config.DEFAULT_FEATURES
+            object.__setattr__(self, "features", default)
         object.__setattr__(self, "augmentation", tuple(self.augmentation))
         kind = get_pipeline(self.features).kind
         if self.model in MODELS:

@@ -18,12 +18,12 @@ def test_random_split_inflates_accuracy_on_real_speakers(shared_corpora):
     eight_actors = catalog[catalog["speaker"].isin(sorted(catalog["speaker"].unique())[:8])]
     lesson = leakage_lesson(eight_actors, features="librosa180", n_jobs=2)
     assert lesson.random.protocol == "random" and lesson.speaker.protocol == "speaker"
-    assert lesson.speaker_normalised.speaker_norm and not lesson.speaker.speaker_norm
-    for result in (lesson.random, lesson.speaker, lesson.speaker_normalised):  # the same data, model, folds
+    assert lesson.speaker_normalized.speaker_norm and not lesson.speaker.speaker_norm
+    for result in (lesson.random, lesson.speaker, lesson.speaker_normalized):  # the same data, model, folds
         assert (result.n_clips, result.features, result.classifier, result.folds) == (480, "librosa180", "svm", 5)
     # Measured on these 8 actors: random 54%, by speaker 36%, by speaker normalised 47%.
     assert lesson.inflation > 0.10, (lesson.random.pooled["accuracy"], lesson.speaker.pooled["accuracy"])
-    assert lesson.normalisation_gain > 0.03
+    assert lesson.normalization_gain > 0.03
     assert lesson.speaker.pooled["accuracy"] > 1 / 8 + 0.1  # honest is lower, not chance
 
 
@@ -61,7 +61,7 @@ def test_lesson_command_prints_all_three_protocols(data_root):  # noqa: F811
     result = ser("lesson", "--data-dir", str(data_root), "--features", "librosa180", "--folds", "2", "--json")
     assert result.returncode == 0, result.stderr
     lesson = json.loads(result.stdout)
-    assert [lesson[k]["protocol"] for k in ("random", "speaker", "speaker_normalised")] == ["random", "speaker",
+    assert [lesson[k]["protocol"] for k in ("random", "speaker", "speaker_normalized")] == ["random", "speaker",
                                                                                           "speaker"]
     assert lesson["inflation"] == pytest.approx(lesson["random"]["pooled"]["accuracy"]
                                                 - lesson["speaker"]["pooled"]["accuracy"])

@@ -106,7 +106,7 @@ def test_training_run_its_report_and_bundle_name_the_skipped_clips(data_root, tm
 
 def test_lesson_skips_them_in_all_three_evaluations(data_root):
     lesson = leakage_lesson(build_catalog(data_root), features="librosa180", folds=2, n_jobs=1)
-    for result in (lesson.random, lesson.speaker, lesson.speaker_normalised):
+    for result in (lesson.random, lesson.speaker, lesson.speaker_normalized):
         assert result.n_clips == 30 and _names(result.skipped) == {Path(SILENT).name, Path(TRUNCATED).name}
 
 

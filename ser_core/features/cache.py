@@ -112,17 +112,21 @@ def cache_file(folder: Path, source: Source, augmentation_spec: str | None) -> P
     actually applied (augment_spec_id) and CACHE_FORMAT, so a rewritten file, a changed parameter or a new
     entry layout gets a new entry (an old one is never misread).
     """
-    if isinstance(source, bytes):
-        clip = f"sha256:{hashlib.sha256(source).hexdigest()}"
-    else:
-        path = os.path.abspath(source)
-        try:
-            stat = os.stat(path)
-            clip = f"path:{path}|{stat.st_size}|{stat.st_mtime_ns}"
-        except OSError:
-            clip = f"path:{path}|missing"  # never written: load_audio reports the missing file
-    digest = hashlib.sha256(f"{clip}|{augmentation_spec}|format {CACHE_FORMAT}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{clip_identity(source)}|{augmentation_spec}|format {CACHE_FORMAT}".encode()).hexdigest()
     return folder / digest[:2] / f"{digest}.bin"
+
+
+def clip_identity(source: Source) -> str:
+    """A clip as caches know it: absolute path, size and mtime_ns (a rewritten file is a new clip), or the
+    content's hash for bytes."""
+    if isinstance(source, bytes):
+        return f"sha256:{hashlib.sha256(source).hexdigest()}"
+    path = os.path.abspath(source)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"path:{path}|missing"  # never cached: load_audio reports the missing file
+    return f"path:{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def read_cached(file: Path, shape: tuple[int, ...]) -> np.ndarray | None:

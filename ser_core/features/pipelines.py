@@ -193,7 +193,7 @@ def feature_names(pipeline: str | Pipeline) -> list[str]:
 
 # --- one clip -------------------------------------------------------------------------------------------
 
-def extract(y: np.ndarray, sr: int, pipeline: str | Pipeline = "librosa180") -> np.ndarray:
+def extract(y: np.ndarray, sr: int, pipeline: str | Pipeline) -> np.ndarray:
     """Features of one clip's mono samples, already at the pipeline's rate (load_audio(..., sr=...)).
 
     Returns float32 of shape pipeline.shape, all finite: a model given NaN crashes or, worse, answers. Raises
@@ -241,7 +241,7 @@ def _features(y: np.ndarray, sr: int, pipeline: Pipeline) -> np.ndarray:
     return _logmel(power[keep], sr, pipeline.n_frames, p)
 
 
-def extract_file(source: AudioSource, pipeline: str | Pipeline = "librosa180", *,
+def extract_file(source: AudioSource, pipeline: str | Pipeline, *,
                  name: str | None = None) -> np.ndarray:
     """Load a path, bytes or upload with load_audio at the pipeline's rate and extract its features (no cache).
 
