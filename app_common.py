@@ -101,14 +101,16 @@ def classify_upload(model, upload):
     st.session_state.pop("classified", None)  # the previous upload's result goes before this one is computed
     with heavy_job("classifying your clip"):
         if is_long_clip(upload, name=upload.name):
-            timeline = model.predict_windows(upload, name=upload.name)
+            timeline = model.predict_windows(upload, name=upload.name, hear=True)
             result = timeline.overall(upload.name), timeline
         else:
             sr = model.pipeline.sample_rate
             y = peak_normalize(upload_samples(upload, sr))
             long_clip = len(y) / sr > config.WINDOW
-            result = (model.predict_samples(y),
+            result = (model.predict_samples(y, hear=len(y) / sr),
                       model.timeline(windows_of(y, sr, config.WINDOW, config.HOP)) if long_clip else None)
+        if model.voice_norm:
+            model.share_with_room()
     st.session_state["classified"] = key, result
     return result
 
@@ -130,6 +132,29 @@ def predictor(model: str | None):
     from ser_core.inference import Predictor
 
     return Predictor.load(model)
+
+
+def session_predictor(model: str):
+    """This browser session's copy of a model, in this room: what a voice_norm model hears of a voice stays in
+    the session (the shared, cached model never hears anyone); the room is everyone's. Raises SerError."""
+    from copy import copy
+
+    store = st.session_state.setdefault("session_predictor", {})
+    if model not in store:
+        mine = copy(predictor(model))
+        mine.enter_room()
+        store.clear()
+        store[model] = mine
+    return store[model]
+
+
+def voice_state(model) -> None:
+    """For a voice_norm model: what it has adapted to, and a button that starts over for the next speaker."""
+    left, right = st.columns([3, 1])
+    left.caption(f"This model adapts to each voice as it hears it ({model.heard_description()}).")
+    if right.button("New voice", key="new_voice", help="Forget the voice heard so far, for the next speaker"):
+        model.reset_voice()
+        st.rerun()
 
 
 def calibrated_predictor(model: str, recordings: list):

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_common import (audio_uploader, calibrated_predictor, catalog, classify_upload, heavy_job, model_picker,
-                        page_config, predictor, show_prediction, upload_samples)
+                        page_config, predictor, session_predictor, show_prediction, upload_samples, voice_state)
 from ser_core import config, explain, plots
 from ser_core.errors import SerError
 
@@ -164,13 +164,15 @@ elif upload is not None and choice is not None:
                 st.warning(f"Calibration skipped {message}")
             st.caption("Calibrated on " + calibration.describe("this speaker's") + ".")
         else:
-            model = predictor(model_path)
+            model = session_predictor(model_path)
         sr = model.pipeline.sample_rate
         prediction, timeline = classify_upload(model, upload)
         y = upload_samples(upload, sr)
     except SerError as error:
         st.error(str(error))
     else:
+        if model.voice_norm:
+            voice_state(model)
         st.audio(upload)
         left, right = st.columns(2)
         show_prediction(prediction, left)

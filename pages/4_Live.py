@@ -5,7 +5,7 @@ import time
 
 import streamlit as st
 
-from app_common import model_picker, page_config, predictor
+from app_common import model_picker, page_config, predictor, voice_state
 from ser_core import config, plots
 from ser_core.errors import SerError
 
@@ -38,8 +38,13 @@ def new_session(previous: LiveSession | None = None) -> LiveSession:
     """A fresh stream; it keeps the previous stream's calibration (the same speaker at this browser)."""
     from copy import copy
 
-    # A copy of the shared predictor: calibration belongs to this browser session only.
-    return LiveSession(previous.predictor if previous else copy(model), window=window, hop=hop)
+    # A copy of the shared predictor: calibration, and the voice a model has heard, belong to this browser
+    # session only; the room it starts from is everyone's here.
+    if previous:
+        return LiveSession(previous.predictor, window=window, hop=hop)
+    mine = copy(model)
+    mine.enter_room()
+    return LiveSession(mine, window=window, hop=hop)
 
 
 # The audio callback runs on another thread and outlives reruns: it reads the session through this holder,
@@ -52,7 +57,9 @@ if holder.get("settings") != settings:
     holder.update(session=new_session(), settings=settings)
 live: LiveSession = holder["session"]
 
-if live.predictor.bundle.metadata.get("speaker_norm"):
+if live.predictor.voice_norm:
+    voice_state(live.predictor)
+elif live.predictor.bundle.metadata.get("speaker_norm"):
     st.info("This model hears how your voice departs from its usual self, so it needs your speech first: "
             "calibrate for 20-30 s, in your everyday voice and a few moods if you can. On actors it had never "
             "heard, the shipped compare-ge2e-ridge, adapting to their calibration speech, was right 72% of the "
@@ -111,6 +118,8 @@ def draw_results(live: LiveSession, results: list, playing: bool) -> None:
         st.plotly_chart(plots.timeline(results[-60:], live.predictor.labels), key="live_timeline")
     if live.dropped:
         st.caption(f"{live.dropped} windows skipped to keep up.")
+    if live.predictor.voice_norm:
+        st.caption(live.predictor.heard_description().capitalize() + ".")
 
 
 def draw_summary(live: LiveSession) -> None:

@@ -17,12 +17,19 @@ st.write("Most speech-emotion demos report accuracy from a random split of the c
 @st.cache_data(show_spinner=False, max_entries=8)
 def run_lesson(chosen: pd.DataFrame, features: str, classifier: str, folds: int, _progress=None) -> dict:
     """The three evaluations as dicts; cached, so a class that opens the page again sees them at once."""
-    from ser_core.lesson import leakage_lesson
+    from ser_core.lesson import leakage_lesson, new_corpus_lesson
 
     lesson = leakage_lesson(chosen, features=features, classifier=classifier, folds=folds, progress=_progress)
-    return {"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
-            "normalised": lesson.speaker_normalized.to_dict(),
-            "inflation": lesson.inflation, "gain": lesson.normalization_gain}
+    shown = {"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
+             "normalised": lesson.speaker_normalized.to_dict(),
+             "inflation": lesson.inflation, "gain": lesson.normalization_gain}
+    if chosen["corpus"].nunique() > 1:
+        corpus = new_corpus_lesson(chosen, features=features, classifier=classifier, folds=folds,
+                                   progress=_progress)
+        shown["new_corpus"] = {"speaker": corpus.speaker.to_dict(), "corpus": corpus.new_corpus.to_dict(),
+                               "room": corpus.new_corpus_room.to_dict(), "drop": corpus.drop,
+                               "room_gain": corpus.room_gain}
+    return shown
 
 
 def show_side(result: dict, heading: str, key: str) -> None:
@@ -54,7 +61,9 @@ from ser_core.classifiers import CLASSIFIERS  # noqa: E402
 from ser_core.corpora import select  # noqa: E402
 from ser_core.evaluation import skipped_note  # noqa: E402
 from ser_core.features import PIPELINES  # noqa: E402
-from ser_core.lesson import WHY_NORMALISATION_HELPS, WHY_RANDOM_INFLATES  # noqa: E402
+from ser_core.lesson import (  # noqa: E402
+    WHY_A_NEW_CORPUS_IS_HARDER, WHY_NORMALISATION_HELPS, WHY_RANDOM_INFLATES,
+)
 
 names = sorted(clips["corpus"].unique())
 with st.form("lesson_settings"):
@@ -88,3 +97,16 @@ st.header("Per-speaker normalisation")
 compare(("By speaker", lesson["speaker"], "speaker_raw"),
         ("By speaker, each voice normalised by itself", lesson["normalised"], "normalised"),
         "What normalisation adds, honestly", lesson["gain"], WHY_NORMALISATION_HELPS)
+st.header("A corpus it never heard")
+new_corpus = lesson.get("new_corpus")
+if new_corpus is None:
+    st.info("Choose two corpora or more above and run the lesson again: this part holds one out whole.")
+    st.stop()
+for column, (heading, result) in zip(st.columns(3), (("New voices, known corpora", new_corpus["speaker"]),
+                                                     ("A corpus never heard", new_corpus["corpus"]),
+                                                     ("...after hearing its room", new_corpus["room"]))):
+    column.metric(heading, f"UAR {result['pooled']['uar']:.1%}")
+    column.caption(result["description"] + (f"; {result['scoring']}" if result.get("scoring") else ""))
+st.metric("What a new corpus costs", f"{-new_corpus['drop']:+.1%} UAR; the room gives back "
+          f"{new_corpus['room_gain']:+.1%}", delta_color="off")
+st.markdown(WHY_A_NEW_CORPUS_IS_HARDER)

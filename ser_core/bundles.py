@@ -65,9 +65,12 @@ _EVALUATION = {
 _METADATA = {
     "name": str, "kind": str, "model_file": _Maybe(str), "labels": [str],
     "features": {"name": str},  # the rest must be what this code computes: check_pipeline
-    "classifier": _Maybe(str), "speaker_norm": _Maybe(bool), "created": _Maybe(str), "versions": _Maybe(dict),
+    "classifier": _Maybe(str), "speaker_norm": _Maybe(bool), "voice_norm": _Maybe(bool), "created": _Maybe(str),
+    "versions": _Maybe(dict),
     "config": _Maybe(dict), "training": _Maybe({"corpora": _Maybe([str]), "history": _Maybe({str: [dict]})}),
-    "normalisation": _Maybe({"typical_speaker_std": _Maybe(list)}), "evaluation": _Maybe(_EVALUATION),
+    "normalisation": _Maybe({"typical_speaker_std": _Maybe(list), "prior_mean": _Maybe([_NUMBER]),
+                             "prior_std": _Maybe([_NUMBER])}),
+    "evaluation": _Maybe(_EVALUATION),
 }
 _TYPE_NAMES = {str: "text", int: "a whole number", _NUMBER: "a number", bool: "true or false", dict: "an object",
                list: "a list"}

@@ -124,7 +124,8 @@ def cmd_evaluate(args) -> int:
     result = evaluate(catalog, features=args.features, classifier=args.classifier, protocol=args.protocol,
                       folds=args.folds, seed=args.seed, speaker_norm=args.speaker_norm,
                       augmentation=_corpus_list(args.augment) or (), test_corpus=args.test_corpus,
-                      adapt=args.adapt, n_jobs=args.jobs, progress=_progress_bars())
+                      adapt=args.adapt, voice_norm=args.voice_norm, scoring=args.scoring,
+                      voice_clips=args.voice_clips, n_jobs=args.jobs, progress=_progress_bars())
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -371,7 +372,7 @@ def cmd_download(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .classifiers import CLASSIFIERS
-    from .evaluation import PROTOCOLS
+    from .evaluation import PROTOCOLS, SCORING_DESCRIPTIONS, SCORINGS, VOICE_CLIPS
     from .models import MODELS, OPTIMIZERS
     from .training import BASELINES, TrainConfig, bounds_text
 
@@ -417,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-corpus", help="with --protocol corpus: the corpus held out (default: each in turn)")
     p.add_argument("--adapt", action="store_true",
                    help="self-train each fold's model on its test clips, unlabelled (a transductive protocol)")
+    p.add_argument("--voice-norm", action="store_true",
+                   help="normalise by what the model has heard (the training speakers, the room, the voice)")
+    p.add_argument("--scoring", choices=SCORINGS, default=SCORINGS[0],
+                   help="with --voice-norm, what the model has heard of a test clip's room and voice: "
+                        + "; ".join(f"{name}: {text.format(clips='N')}" for name, text in SCORING_DESCRIPTIONS.items()))
+    p.add_argument("--voice-clips", type=int, default=VOICE_CLIPS,
+                   help=f"with --scoring voice, N: clips of each test speaker heard first (default: {VOICE_CLIPS})")
 
     p = command("lesson", cmd_lesson, "the leakage lesson: one model split at random, by speaker, and normalised")
     modelling(p, protocol=False)

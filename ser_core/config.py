@@ -70,6 +70,7 @@ SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_MODEL = "mfcc-prosody-svm"   # folder under models/ used when no model is named
 GE2E_WEIGHTS = SHIPPED_MODELS_DIR / "ge2e-encoder" / "weights.npz"  # the ge2e pipelines' speaker encoder
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
+ROOMS_DIR_ENV = "SER_ROOMS_DIR"
 MODEL_NAME_MAX = 100  # characters; a model's folder name, well under a file name's 255 bytes with a save's prefixes
 # Corpus downloads: a mirror base URL that replaces every source's host, e.g. http://127.0.0.1:8000 turns
 # https://zenodo.org/records/... into http://127.0.0.1:8000/zenodo.org/records/...
@@ -110,6 +111,15 @@ def cache_dir() -> Path:
         return Path(os.environ[CACHE_DIR_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "ser-studio"
+
+
+def rooms_dir() -> Path:
+    """What voice_norm models have heard where this app runs (adaptation.load_room): $SER_ROOMS_DIR, else
+    ~/.local/share/ser-studio/rooms."""
+    if os.environ.get(ROOMS_DIR_ENV):
+        return Path(os.environ[ROOMS_DIR_ENV]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "ser-studio" / "rooms"
 
 
 def user_models_dir() -> Path:

@@ -24,6 +24,17 @@ PROTOCOL_DESCRIPTIONS = {
     "random": "random stratified split: the same speakers (and clips' copies) on both sides; inflated",
     "corpus": "cross-corpus: train on the other corpora, test on the held-out one (shared labels only)",
 }
+# How a voice_norm model's test clips are standardised (adaptation.Prior.normalizer), wherever a figure made
+# with it is shown: what the model has heard of the test speaker's room and voice, never their labels.
+SCORINGS: tuple[str, ...] = ("cold", "room", "voice")
+SCORING_DESCRIPTIONS = {
+    "cold": "each test clip alone, by the training speakers' statistics (a fresh install, one upload)",
+    "room": "each test clip by the statistics of its corpus's other speakers, unlabelled (a class's room and "
+            "microphone after other students have spoken)",
+    "voice": "each test speaker by {clips} of their clips, unlabelled, scored on their other clips (Live after "
+             "a student has spoken)",
+}
+VOICE_CLIPS = 20  # clips of the test speaker heard before scoring under the voice scoring (about 70 s of RAVDESS)
 # What `adapt` does to each fold's model, wherever a figure made with it is shown.
 ADAPTATION_DESCRIPTION = "each fold's model self-trained on its test clips, unlabelled (transductive)"
 
@@ -130,6 +141,11 @@ class EvaluationResult:
     pooled: dict
     per_fold: list[dict] = field(default_factory=list)
     adapted: bool = False  # self-trained on each test fold's unlabelled clips (classifiers.fit_adapted)
+    # Trained on the population, room and voice levels (adaptation.training_features), its test clips standardised
+    # under `scoring` (SCORINGS; "voice" after `voice_clips` clips of each test speaker).
+    voice_norm: bool = False
+    scoring: str = ""
+    voice_clips: int = 0
     # Clips left out because they could not be used ({"path", "reason"}; see extract_usable): n_clips excludes them.
     skipped: list[dict] = field(default_factory=list)
     complete: bool = True  # False when a run was stopped: the figures cover the folds done
@@ -141,6 +157,13 @@ class EvaluationResult:
     @property
     def description(self) -> str:
         return PROTOCOL_DESCRIPTIONS[self.protocol]
+
+    @property
+    def scoring_description(self) -> str:
+        """How the test clips met the model ("" unless voice_norm)."""
+        if not self.voice_norm:
+            return ""
+        return f"{self.scoring}: " + SCORING_DESCRIPTIONS[self.scoring].format(clips=self.voice_clips)
 
     def to_dict(self) -> dict:
         record = asdict(dataclasses.replace(self, predictions=None))
@@ -158,6 +181,7 @@ class EvaluationResult:
             *([skipped_note(self.skipped)] if self.skipped else []),
             f"model: {self.features} features + {self.classifier}"
             + (", per-speaker normalisation" if self.speaker_norm else "")
+            + (f", normalised by what it has heard: {self.scoring_description}" if self.voice_norm else "")
             + (f", adapted: {ADAPTATION_DESCRIPTION}" if self.adapted else "")
             + (f", augmentation {'+'.join(self.augmentation)} (training folds only)" if self.augmentation else ""),
             f"accuracy {self.pooled['accuracy']:.1%}{spread}, UAR {self.pooled['uar']:.1%}, "
@@ -344,6 +368,7 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = co
                    seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
                    augmented: dict[str, np.ndarray] | None = None, features: str = "",
                    test_corpus: str | None = None, adapt: bool = False, skipped: Sequence[dict] = (),
+                   voice_norm: bool = False, scoring: str = "cold", voice_clips: int = VOICE_CLIPS,
                    progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
     """Train and test a scikit-learn classifier on every split of a protocol.
 
@@ -352,10 +377,15 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = co
     copies of every clip, row-aligned with X: only training rows' copies are used. With `adapt`, each fold's
     model is self-trained on its test clips, unlabelled (classifiers.fit_adapted): a transductive protocol,
     which the result records, as it records the clips `skipped` (extract_usable) before X was made.
+    With `voice_norm`, each fold's model is trained on the population, room and voice levels
+    (adaptation.training_features) and its test clips are standardised under `scoring` (see voice_norm_tests).
     """
     from .classifiers import fit_adapted, fit_classifier
     from .features import get_pipeline, pool
 
+    if speaker_norm and voice_norm:
+        raise OptionError("Choose per-speaker normalisation or normalisation by what the model has heard, "
+                          "not both.")
     augmented = dict(augmented or {})
     if X.ndim > 2:
         kind = get_pipeline(features).kind
@@ -364,19 +394,80 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = co
     if speaker_norm:
         X, augmented, _ = normalize_speakers(X, catalog, augmented)
     labels = catalog["label"].to_numpy()
+    splits = make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)
+    tests = {}  # split name -> (training views of its rows, test features as the model meets them)
+    if voice_norm:
+        splits, tests = voice_norm_tests(X, catalog, splits, scoring=scoring, voice_clips=voice_clips, seed=seed)
 
     def fit_predict(split: Split, _: int) -> tuple[np.ndarray, pd.DataFrame | None]:
         X_train, y_train = training_rows(X, labels, split.train, augmented)
-        model = (fit_adapted(classifier, X_train, y_train, X[split.test], seed=seed) if adapt
+        X_test = X[split.test]
+        if voice_norm:
+            prior, X_test = tests[split.name]
+            X_train = voice_norm_training(X_train, catalog, split.train, prior, seed=seed)
+        model = (fit_adapted(classifier, X_train, y_train, X_test, seed=seed) if adapt
                  else fit_classifier(classifier, X_train, y_train, seed=seed))
-        return model.predict(X[split.test]), class_probabilities(model, X[split.test])
+        return model.predict(X_test), class_probabilities(model, X_test)
 
-    splits = make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)
     return run_folds(catalog, splits, fit_predict,
                      on_fold=(lambda i, n, _: progress(i + 1, n)) if progress else None,
                      protocol=protocol, features=features, classifier=classifier, seed=seed,
                      speaker_norm=speaker_norm, augmentation=list(augmented), adapted=adapt,
-                     skipped=list(skipped))
+                     skipped=list(skipped), voice_norm=voice_norm, scoring=scoring if voice_norm else "",
+                     voice_clips=voice_clips if voice_norm and scoring == "voice" else 0)
+
+
+def voice_norm_training(X_train: np.ndarray, catalog: pd.DataFrame, rows: np.ndarray, prior,
+                        levels: Sequence[str] | None = None, seed: int = config.DEFAULT_SEED) -> np.ndarray:
+    """A voice_norm model's training features: the clips of `rows` (then their augmented copies, as training_rows
+    stacks them), each at one of `levels` (default: all; adaptation.training_features)."""
+    from .adaptation import LEVELS, training_features
+
+    speakers, rooms = catalog["speaker"].to_numpy(), catalog["corpus"].to_numpy()  # a room is a corpus
+    copies = len(X_train) // len(rows)
+    return training_features(X_train, np.tile(speakers[rows], copies), np.tile(rooms[rows], copies), prior,
+                             levels or LEVELS, seed)
+
+
+def voice_norm_tests(X: np.ndarray, catalog: pd.DataFrame, splits: Sequence[Split], *, scoring: str,
+                     voice_clips: int = VOICE_CLIPS, seed: int = config.DEFAULT_SEED,
+                     prior=None) -> tuple[list[Split], dict]:
+    """Each split's test clips standardised as a voice_norm model meets them under `scoring`, and the split's
+    training Prior (`prior` where given): the splits with the clips scored as tests, and {split name: (prior,
+    test features)}.
+
+    cold: by the training speakers' statistics alone. room: by the mean of the other speakers of the test
+    clip's corpus (train or test side: one room), unlabelled. voice: by `voice_clips` random clips of the test
+    speaker, unlabelled, which are then left out of the test; a speaker with no clip left is not scored.
+    """
+    from .adaptation import SpeechStats, population_prior
+
+    if scoring not in SCORINGS:
+        raise OptionError(f"Unknown scoring {scoring!r}: choose one of {', '.join(SCORINGS)}.")
+    if scoring == "voice" and voice_clips < 1:
+        raise OptionError("The voice scoring needs at least one clip of each test speaker to hear first.")
+    speakers, rooms = catalog["speaker"].to_numpy(), catalog["corpus"].to_numpy()  # a room is a corpus
+    rng = np.random.default_rng(seed)
+    scored_splits, tests = [], {}
+    for split in splits:
+        split_prior = prior or population_prior(X[split.train], speakers[split.train])
+        scored, standardised = [], []
+        for speaker in np.unique(speakers[split.test]):
+            mine = split.test[speakers[split.test] == speaker]
+            if scoring == "voice":
+                order = rng.permutation(len(mine))
+                heard, mine = mine[np.sort(order[:voice_clips])], mine[np.sort(order[voice_clips:])]
+                mean, std = split_prior.normalizer(voice=SpeechStats.of(X[heard]))
+            elif scoring == "room":
+                room = (rooms == rooms[mine[0]]) & (speakers != speaker)
+                mean, std = split_prior.normalizer(room=SpeechStats.of(X[room]))
+            else:
+                mean, std = split_prior.normalizer()
+            scored.append(mine)
+            standardised.append((X[mine] - mean) / std)
+        scored_splits.append(Split(split.name, split.train, np.concatenate(scored)))
+        tests[split.name] = (split_prior, np.concatenate(standardised))
+    return scored_splits, tests
 
 
 def normalize_speakers(X: np.ndarray, catalog: pd.DataFrame, augmented: dict[str, np.ndarray],
@@ -402,7 +493,7 @@ def evaluate(catalog: pd.DataFrame, *, features: str = config.DEFAULT_FEATURES,
              protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
              seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
              augmentation: Sequence[str] = (), test_corpus: str | None = None, adapt: bool = False,
-             n_jobs: int = -1,
+             voice_norm: bool = False, scoring: str = "cold", voice_clips: int = VOICE_CLIPS, n_jobs: int = -1,
              progress: Callable[[str, int, int], None] | None = None) -> EvaluationResult:
     """Extract (cached) features for a catalog and cross-validate a classifier on them.
 
@@ -415,5 +506,6 @@ def evaluate(catalog: pd.DataFrame, *, features: str = config.DEFAULT_FEATURES,
                             test_corpus=test_corpus, augmentation=augmentation, n_jobs=n_jobs, progress=progress)
     return cross_validate(usable.X, usable.catalog, classifier=classifier, protocol=protocol, folds=folds,
                           seed=seed, speaker_norm=speaker_norm, augmented=usable.augmented, features=features,
-                          test_corpus=test_corpus, adapt=adapt, skipped=usable.skipped,
+                          test_corpus=test_corpus, adapt=adapt, skipped=usable.skipped, voice_norm=voice_norm,
+                          scoring=scoring, voice_clips=voice_clips,
                           progress=(lambda done, total: progress("folds", done, total)) if progress else None)

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
 from . import config
 from .bundles import Bundle, load_bundle
 from .errors import AudioError, ModelError, SilentAudioError
+
+if TYPE_CHECKING:
+    from .adaptation import Prior, SpeechStats
 
 SILENCE = "silence"
 
@@ -105,6 +108,12 @@ class Predictor:
         self.trained = bundle  # as saved; calibrate() may put a copy adapted to the speaker in self.bundle
         self.pipeline = Pipeline.from_dict(bundle.metadata["features"])
         self.speaker_stats = speaker_stats
+        # What a voice_norm model has heard (adaptation.SpeechStats of its pooled features): of the room (all
+        # voices where it runs, e.g. adaptation.load_room) and of this voice (hear(), reset_voice()).
+        self.room: SpeechStats | None = None
+        self.voice: SpeechStats | None = None
+        self.heard_room: SpeechStats | None = None  # what this predictor has heard since its room was set
+        self.prior = _prior(bundle, self.pipeline)
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None) -> "Predictor":
@@ -118,6 +127,51 @@ class Predictor:
     @property
     def labels(self) -> list[str]:
         return self.bundle.labels
+
+    @property
+    def voice_norm(self) -> bool:
+        """Whether the model normalises by what it has heard of the room and the voice (and works cold)."""
+        return self.prior is not None
+
+    @property
+    def heard_seconds(self) -> float:
+        """Seconds of this voice's speech a voice_norm model has adapted to."""
+        return self.voice.seconds if self.voice is not None else 0.0
+
+    def heard_description(self, whose: str = "your") -> str:
+        """What a voice_norm model has adapted to, for a page: the voice's seconds and the room's."""
+        room = self.room.seconds + (self.heard_room.seconds if self.heard_room else 0) if self.room else 0.0
+        voice = (f"adapted to {self.heard_seconds:.0f} s of {whose} voice" if self.heard_seconds >= 1 else
+                 f"not adapted to {whose} voice yet: it adapts as you speak")
+        return voice + (f"; this room: {_duration(room)} of speech heard" if room >= 1 else "")
+
+    def reset_voice(self) -> None:
+        """Forget the voice heard so far (the next student); the room stays."""
+        self.voice = None
+
+    def enter_room(self) -> None:
+        """Normalise by what this room has heard so far (adaptation.load_room), for a voice_norm model."""
+        from .adaptation import load_room
+
+        if self.voice_norm:
+            self.room = load_room(self.pipeline)
+
+    def share_with_room(self) -> None:
+        """Add what this predictor has heard to the room's statistics on disk (adaptation.add_to_room), and
+        normalise by the room as it is now. Nothing for a model that is not voice_norm or has heard nothing."""
+        from .adaptation import add_to_room
+
+        if self.voice_norm and self.heard_room is not None:
+            self.room, self.heard_room = add_to_room(self.pipeline, self.heard_room), None
+
+    def hear(self, x: np.ndarray, seconds: float, weight: float = 1.0) -> None:
+        """Add one clip's features (as the pipeline gives them) to this voice's statistics (and to `heard_room`,
+        what the room has heard since it was loaded). `weight` counts overlapping windows as a share of a clip."""
+        from .adaptation import SpeechStats
+
+        pooled = self._model_input(np.asarray(x)[None], normalize=False)
+        self.voice = (self.voice or SpeechStats.empty(pooled.shape[1])).add(pooled, seconds, weight)
+        self.heard_room = (self.heard_room or SpeechStats.empty(pooled.shape[1])).add(pooled, seconds, weight)
 
     @property
     def needs_calibration(self) -> bool:
@@ -188,12 +242,15 @@ class Predictor:
             raise ModelError(" ".join([str(error), *skipped])) from None
         return Calibration(used, len(sources) - len(skipped), skipped, self.adapted)
 
-    def predict_samples(self, y: np.ndarray) -> Prediction:
-        """Classify mono samples already at the pipeline's sample rate."""
+    def predict_samples(self, y: np.ndarray, *, hear: float = 0.0) -> Prediction:
+        """Classify mono samples already at the pipeline's sample rate. With `hear` (the seconds of new speech
+        they bring: a stream's hop), a voice_norm model then adds them to the voice it has heard."""
         from .features import extract
 
         x = extract(y, self.pipeline.sample_rate, self.pipeline)
         probabilities = self.bundle.predict_proba(self._model_input(x[None]))[0]
+        if hear and self.voice_norm:
+            self.hear(x, hear, weight=min(1.0, hear * self.pipeline.sample_rate / len(y)))
         by_label = {label: float(p) for label, p in zip(self.labels, probabilities)}
         return Prediction(label=max(by_label, key=by_label.get), probabilities=by_label)
 
@@ -228,17 +285,19 @@ class Predictor:
         return self.predict_samples(load_audio(source, sr=self.pipeline.sample_rate, name=name))
 
     def predict_windows(self, source, *, window: float = config.WINDOW, hop: float = config.HOP,
-                        name: str | None = None) -> Timeline:
-        """Classify a clip of any length window by window (decoded as it goes, so length is not limited)."""
+                        name: str | None = None, hear: bool = False) -> Timeline:
+        """Classify a clip of any length window by window (decoded as it goes, so length is not limited); with
+        `hear`, a voice_norm model hears each voiced window after classifying it, as a stream's."""
         from .audio import iter_windows
 
         windows = iter_windows(source, window, hop, self.pipeline.sample_rate, name=name)
-        return self.timeline(windows)
+        return self.timeline(windows, hear=hop if hear else 0.0)
 
-    def timeline(self, windows: Iterable[tuple[float, np.ndarray]]) -> Timeline:
+    def timeline(self, windows: Iterable[tuple[float, np.ndarray]], *, hear: float = 0.0) -> Timeline:
         """Classify (start seconds, samples) windows, such as iter_windows or a live stream gives.
 
-        Each voiced window is peak-normalised, as load_audio normalises a whole clip.
+        Each voiced window is peak-normalised, as load_audio normalises a whole clip. With `hear` (the hop), a
+        voice_norm model adds each voiced window to the voice it has heard after classifying it.
         """
         from .audio import is_silent, peak_normalize
 
@@ -249,7 +308,7 @@ class Predictor:
             if is_silent(y):
                 results.append(WindowPrediction(start, end, SILENCE, {}))
             else:
-                prediction = self.predict_samples(peak_normalize(y))
+                prediction = self.predict_samples(peak_normalize(y), hear=hear)
                 results.append(WindowPrediction(start, end, prediction.label, prediction.probabilities))
         return Timeline(results, self.labels)
 
@@ -273,4 +332,29 @@ class Predictor:
             self.check_calibrated()
             mean, std = self.speaker_stats
             X = (X - mean) / std
+        if normalize and self.prior is not None:
+            mean, std = self.prior.normalizer(self.room, self.voice)
+            X = (X - mean) / std
         return X
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _prior(bundle: Bundle, pipeline) -> Prior | None:
+    """A voice_norm bundle's training population statistics (None for other models), checked against what its
+    pipeline gives, so that a mismatched metadata.json is refused at load instead of failing on a clip."""
+    from .adaptation import Prior
+    from .features import pool
+
+    if not bundle.metadata.get("voice_norm"):
+        return None
+    stats = bundle.metadata.get("normalisation") or {}
+    dims = pool(np.zeros((1, *pipeline.shape), np.float32), pipeline.kind).shape[1]
+    mean, std = (np.asarray(stats.get(key) or [], dtype=np.float32) for key in ("prior_mean", "prior_std"))
+    if mean.shape != (dims,) or std.shape != (dims,) or not (std > 0).all():
+        raise ModelError(f"Model {bundle.name} normalises by what it hears, but its metadata.json does not hold "
+                         f"the training speakers' statistics for its {dims} features (normalisation.prior_mean, "
+                         "prior_std): retrain it.")
+    return Prior(mean, std)

@@ -126,7 +126,8 @@ class LiveSession:
     # --- the end of a stream ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """End the stream: the resampler's last samples go in, queued windows are classified, the worker stops."""
+        """End the stream: the resampler's last samples go in, queued windows are classified, the worker stops,
+        and what a voice_norm model heard joins the room's statistics (Predictor.share_with_room)."""
         if self._running:
             if self._in_rate:
                 self.push(np.zeros(0, np.float32), self._in_rate, last=True)
@@ -135,6 +136,10 @@ class LiveSession:
             with self._new_result:
                 self._running = False
                 self._new_result.notify_all()
+            try:
+                self.predictor.share_with_room()
+            except OSError as error:  # a read-only or full disk: the session's results stand, the room waits
+                self.error = f"What this session heard could not be kept for the room: {error}"
 
     @property
     def closed(self) -> bool:
@@ -208,7 +213,8 @@ def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None
             if item is None or session is None:
                 return
             start, samples, queued = item
-            [result] = session.predictor.timeline([(start, samples)]).windows
+            # A voice_norm model hears each voiced window after classifying it: the hop is its new speech.
+            [result] = session.predictor.timeline([(start, samples)], hear=session.hop).windows
             with session._new_result:
                 session.error = None  # a stream that failed (say, before calibration) works again
                 session._results.append(result)

@@ -25,6 +25,7 @@ from .errors import ModelError, OptionError
 from .evaluation import EvaluationResult
 
 if TYPE_CHECKING:
+    from .adaptation import Prior
     from .jobs import JobQueue
 
 BASELINES: tuple[str, ...] = ("svm", "logreg", "ridge")  # scikit-learn models train() accepts besides the Keras zoo
@@ -65,6 +66,11 @@ class TrainConfig:
     optimizer: str = "adam"
     augmentation: tuple[str, ...] = ()
     speaker_norm: bool = False
+    # Normalise by what the model has heard (adaptation): trained on the population, room and voice levels, so
+    # it works on a new voice's first clip and improves as the voice speaks; its folds are scored under `scoring`.
+    voice_norm: bool = False
+    scoring: str = "cold"
+    voice_clips: int = 20            # clips of each test speaker heard first, under the voice scoring
     adapt: bool = False              # self-train each fold's model on its test clips, unlabelled (transductive)
     protocol: str = config.DEFAULT_PROTOCOL
     folds: int = config.DEFAULT_FOLDS
@@ -74,7 +80,7 @@ class TrainConfig:
 
     def __post_init__(self):
         from .augment import AUGMENTATIONS
-        from .evaluation import PROTOCOLS
+        from .evaluation import PROTOCOLS, SCORINGS
         from .features import get_pipeline
         from .models import MODELS, OPTIMIZERS, check_model_features
 
@@ -96,6 +102,12 @@ class TrainConfig:
               for name in BOUNDS),
             (not self.adapt or self.model in BASELINES,
              f"only the scikit-learn models ({', '.join(BASELINES)}) adapt to the test speakers"),
+            (not self.voice_norm or self.model in BASELINES,
+             f"only the scikit-learn models ({', '.join(BASELINES)}) normalise by what they have heard"),
+            (not (self.voice_norm and self.speaker_norm),
+             "choose per-speaker normalisation or normalisation by what the model has heard, not both"),
+            (self.scoring in SCORINGS, f"scoring must be one of {', '.join(SCORINGS)}"),
+            (self.voice_clips >= 1, "voice clips must be at least 1"),
             (0 < self.validation_share < 0.5, "validation share must be in (0, 0.5)"),
         ]
         for ok, message in checks:
@@ -175,6 +187,7 @@ class TrainingRun:
     n_speakers: int
     label_counts: dict[str, int]
     speaker_std: np.ndarray | None = None  # the typical within-speaker std, when speaker-normalised
+    prior: Prior | None = None  # the training population's statistics, when voice_norm
     adaptation: dict[str, np.ndarray] | None = None  # what a speaker-normalised ridge needs to adapt to a voice
     skipped: list[dict] = field(default_factory=list)  # clips left out as unusable ({"path", "reason"})
 
@@ -185,8 +198,9 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     """Cross-validate `train_config.model` on the catalog under its protocol, then fit it on every clip.
 
     Clips that cannot be used are left out and named in the run (see evaluation.extract_usable)."""
+    from .adaptation import population_prior
     from .evaluation import (extract_usable, make_splits, normalize_speakers, run_folds, training_rows,
-                             validation_rows)
+                             validation_rows, voice_norm_tests, voice_norm_training)
     from .features import get_pipeline, pool
 
     cfg = train_config or TrainConfig()
@@ -213,17 +227,29 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
     y = catalog["label"].to_numpy()
     fit = _keras_fitter(cfg, labels, emit, stop) if keras_model else _sklearn_fitter(cfg)
     history: dict[str, list[dict]] = {}
-    state = {"model": None, "stopped": False, "adaptation": None}
+    state = {"model": None, "stopped": False, "adaptation": None, "prior": None}
     splits = make_splits(catalog, cfg.protocol, folds=cfg.folds, seed=cfg.seed)
+    tests = {}  # split name -> (training Prior, test features as the model meets them), when voice_norm
+    if cfg.voice_norm:
+        splits, tests = voice_norm_tests(X, catalog, splits, scoring=cfg.scoring, voice_clips=cfg.voice_clips,
+                                         seed=cfg.seed)
+
+    def test_features(split) -> np.ndarray:
+        return tests[split.name][1] if cfg.voice_norm else X[split.test]
 
     def fit_rows(rows: np.ndarray, fold: int | None, name: str, test: np.ndarray | None = None):
         fit_part, val_part = (validation_rows(catalog, rows, cfg.protocol, share=cfg.validation_share,
                                               seed=cfg.seed) if keras_model else (rows, rows[:0]))
         train_part = training_rows(X, y, fit_part, augmented)
+        if cfg.voice_norm:
+            prior = tests[name][0] if name in tests else population_prior(X[rows], catalog["speaker"].to_numpy()[rows])
+            train_part = (voice_norm_training(train_part[0], catalog, fit_part, prior, seed=cfg.seed),
+                          train_part[1])
+            state["prior"] = prior
         if cfg.adapt and test is not None:  # as evaluate(adapt=True); the final fit has no test clips to adapt to
             from .classifiers import fit_adapted
 
-            model, epochs, stopped = fit_adapted(cfg.model, *train_part, X[test], seed=cfg.seed), [], False
+            model, epochs, stopped = fit_adapted(cfg.model, *train_part, test, seed=cfg.seed), [], False
         else:
             model, epochs, stopped = fit(train_part, (X[val_part], y[val_part]), fold, len(splits))
         history[name] = epochs
@@ -238,16 +264,18 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
         if stop is not None and stop.is_set():
             state["stopped"] = True
             return None
-        model = fit_rows(split.train, i, split.name, split.test)
+        model = fit_rows(split.train, i, split.name, test_features(split))
         if state["stopped"]:
             return None
-        return _predict_labels(model, X[split.test], labels, keras_model)
+        return _predict_labels(model, test_features(split), labels, keras_model)
 
     result = run_folds(catalog, splits, fit_predict,
                        on_fold=lambda i, n, fold: emit(Event("fold", fold=i, folds=n, metrics=fold)),
                        protocol=cfg.protocol, features=cfg.features, classifier=cfg.model, seed=cfg.seed,
                        speaker_norm=cfg.speaker_norm, augmentation=list(cfg.augmentation), adapted=cfg.adapt,
-                       skipped=usable.skipped)
+                       skipped=usable.skipped, voice_norm=cfg.voice_norm,
+                       scoring=cfg.scoring if cfg.voice_norm else "",
+                       voice_clips=cfg.voice_clips if cfg.voice_norm and cfg.scoring == "voice" else 0)
     if not state["stopped"]:
         emit(Event("final", folds=len(splits)))
         fit_rows(np.arange(len(catalog)), None, "final")
@@ -256,7 +284,8 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
                        stopped=state["stopped"], corpora=sorted(catalog["corpus"].unique()),
                        n_clips=len(catalog), n_speakers=int(catalog["speaker"].nunique()),
                        label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()},
-                       speaker_std=speaker_std, adaptation=state["adaptation"], skipped=usable.skipped)
+                       speaker_std=speaker_std, adaptation=state["adaptation"], skipped=usable.skipped,
+                       prior=state["prior"])
 
 
 def _sklearn_fitter(cfg: TrainConfig):
@@ -368,13 +397,18 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
         "window": {"length": config.WINDOW, "hop": config.HOP},
         "classifier": run.config.model,
         "speaker_norm": run.config.speaker_norm,
+        "voice_norm": run.config.voice_norm,
         # Input standardisation is part of the model (a Normalization layer, or the pipeline's StandardScaler),
         # adapted on the training clips; per-speaker statistics come from calibration on the speaker's speech,
         # steadied by the training speakers' typical std.
         "normalisation": {"input": "inside the model, from the training clips",
-                          "speaker": "calibrate on the speaker first" if run.config.speaker_norm else "none",
+                          "speaker": ("calibrate on the speaker first" if run.config.speaker_norm else
+                                      "by what it has heard of the room and the voice" if run.config.voice_norm
+                                      else "none"),
                           **({"typical_speaker_std": run.speaker_std.tolist()} if run.speaker_std is not None
-                             else {})},
+                             else {}),
+                          **({"prior_mean": run.prior.mean.tolist(), "prior_std": run.prior.std.tolist()}
+                             if run.prior is not None else {})},
         "config": run.config.to_dict(),
         "stopped": run.stopped,
         "training": {"corpora": run.corpora, "n_clips": run.n_clips, "n_speakers": run.n_speakers,

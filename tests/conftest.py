@@ -29,10 +29,11 @@ def missing(what: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory, monkeypatch):
-    """Keep every test's feature cache and user models out of the user's home."""
+    """Keep every test's feature cache, user models and rooms out of the user's home."""
     base = tmp_path_factory.mktemp("ser-home")
     monkeypatch.setenv("SER_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("SER_USER_MODELS_DIR", str(base / "user-models"))
+    monkeypatch.setenv("SER_ROOMS_DIR", str(base / "rooms"))
     monkeypatch.delenv("SER_DATA_DIR", raising=False)
 
 

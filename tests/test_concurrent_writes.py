@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 import pandas as pd
 import pytest
@@ -38,8 +39,13 @@ def run_at_once(target, folder) -> list[int | None]:
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(PROCESSES)
     workers = [spawn.Process(target=target, args=(str(folder), worker, barrier)) for worker in range(PROCESSES)]
-    for worker in workers:
-        worker.start()
+    # A spawned child runs __main__'s file first; after an AppTest that is a page script, which must not run.
+    main, sys.modules["__main__"] = sys.modules["__main__"], types.ModuleType("__main__")
+    try:
+        for worker in workers:
+            worker.start()
+    finally:
+        sys.modules["__main__"] = main
     for worker in workers:
         worker.join(120)
     return [worker.exitcode for worker in workers]

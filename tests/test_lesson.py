@@ -27,6 +27,21 @@ def test_random_split_inflates_accuracy_on_real_speakers(shared_corpora):
     assert lesson.speaker.pooled["accuracy"] > 1 / 8 + 0.1  # honest is lower, not chance
 
 
+def test_a_corpus_never_heard_costs_more_than_new_voices_and_its_room_gives_some_back(shared_corpora):
+    from ser_core.lesson import new_corpus_lesson
+
+    catalog = build_catalog(shared_corpora, ["ravdess", "tess"])
+    catalog = catalog[catalog["speaker"].isin(["ravdess_01", "ravdess_02", "ravdess_03", "ravdess_04", "tess_OAF",
+                                               "tess_YAF"]) & (catalog["label"] != "calm")]
+    catalog = catalog.groupby(["speaker", "label"]).head(16).reset_index(drop=True)
+    lesson = new_corpus_lesson(catalog, features="mfcc_prosody", classifier="logreg", folds=2, n_jobs=1)
+    assert (lesson.speaker.protocol, lesson.new_corpus.protocol, lesson.new_corpus_room.protocol) == (
+        "speaker", "corpus", "corpus")
+    assert lesson.new_corpus.scoring == "cold" and lesson.new_corpus_room.scoring == "room"
+    # Measured on these clips: UAR 42.6% by speaker, 25.7% on the corpus never heard, 32.7% with its room heard.
+    assert lesson.drop > 0.10 and lesson.room_gain > 0.04, (lesson.drop, lesson.room_gain)
+
+
 def test_lesson_page_shows_both_protocols_side_by_side(monkeypatch, data_root):  # noqa: F811
     at = page("6_Lesson.py", monkeypatch, data_root)
     at.selectbox[0].set_value("librosa180")
@@ -42,6 +57,33 @@ def test_lesson_page_shows_both_protocols_side_by_side(monkeypatch, data_root): 
     assert f"{lesson['inflation']:+.1%} accuracy" in shown
     assert len(figures(at)) == 4  # a confusion matrix per side, in both comparisons
     assert any("same speakers" in block.value for block in at.markdown)
+    assert "Choose two corpora" in at.info[0].value  # one corpus here: nothing to hold out whole
+
+
+def test_lesson_page_holds_out_a_whole_corpus_when_given_two(monkeypatch, tmp_path):
+    from tests.clips import write_clip
+    from tests.corpus_trees import EMOTION_VOICE, RAVDESS_LABELS, write_ravdess_tree
+
+    write_ravdess_tree(tmp_path / "ravdess", actors=(1, 2, 3, 4), duration=1.0)
+    tess_name = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
+    for speaker, shift in (("OAF", 0.9), ("YAF", 1.2)):  # another room: other voices, a quieter recording
+        for emotion, (f0, level) in EMOTION_VOICE.items():
+            label = tess_name[RAVDESS_LABELS[emotion]]
+            for n, word in enumerate(("back", "bar", "base", "bath")):
+                write_clip(tmp_path / "tess" / f"{speaker}_{label}" / f"{speaker}_{word}_{label}.wav", duration=1.0,
+                           sr=16_000, f0=f0 * shift * (1 + 0.02 * n), level=level * 0.5, seed=n)
+    at = page("6_Lesson.py", monkeypatch, tmp_path)
+    at.multiselect[0].set_value(["ravdess", "tess"])
+    at.selectbox[0].set_value("mfcc_prosody")
+    at.number_input[0].set_value(2)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    new_corpus = at.session_state["lesson"]["new_corpus"]
+    shown = [m.value for m in at.metric]
+    for key in ("speaker", "corpus", "room"):
+        assert f"UAR {new_corpus[key]['pooled']['uar']:.1%}" in shown
+    assert new_corpus["corpus"]["protocol"] == "corpus" and new_corpus["room"]["scoring"] == "room"
+    assert any("the same studio" in block.value for block in at.markdown)
 
 
 def test_lesson_page_explains_data_it_cannot_split_by_speaker(monkeypatch, tmp_path):
