@@ -89,6 +89,7 @@ def classify_upload(model, upload):
     slot; kept for the upload and model in this session, so a rerun (a click, a slider) does not classify again.
     A clip longer than LONG_CLIP is classified window by window (Predictor.predict_windows), in bounded memory.
     Raises SerError."""
+    from copy import copy
     from hashlib import sha1
 
     from ser_core.audio import peak_normalize, windows_of
@@ -99,18 +100,21 @@ def classify_upload(model, upload):
     if kept is not None and kept[0] == key:
         return kept[1]
     st.session_state.pop("classified", None)  # the previous upload's result goes before this one is computed
+    # A voice_norm model hears this clip on a copy: the next upload may be another voice. The room keeps it.
+    listener = copy(model) if model.voice_norm else model
     with heavy_job("classifying your clip"):
         if is_long_clip(upload, name=upload.name):
-            timeline = model.predict_windows(upload, name=upload.name, hear=True)
+            timeline = listener.predict_windows(upload, name=upload.name, hear=True)
             result = timeline.overall(upload.name), timeline
         else:
             sr = model.pipeline.sample_rate
             y = peak_normalize(upload_samples(upload, sr))
             long_clip = len(y) / sr > config.WINDOW
-            result = (model.predict_samples(y, hear=len(y) / sr),
+            result = (listener.predict_samples(y, hear=len(y) / sr),
                       model.timeline(windows_of(y, sr, config.WINDOW, config.HOP)) if long_clip else None)
         if model.voice_norm:
-            model.share_with_room()
+            listener.share_with_room()
+            model.room = listener.room
     st.session_state["classified"] = key, result
     return result
 
@@ -148,10 +152,10 @@ def session_predictor(model: str):
     return store[model]
 
 
-def voice_state(model) -> None:
+def voice_state(model, whose: str = "your") -> None:
     """For a voice_norm model: what it has adapted to, and a button that starts over for the next speaker."""
     left, right = st.columns([3, 1])
-    left.caption(f"This model adapts to each voice as it hears it ({model.heard_description()}).")
+    left.caption(f"This model adapts to each voice as it hears it ({model.heard_description(whose)}).")
     if right.button("New voice", key="new_voice", help="Forget the voice heard so far, for the next speaker"):
         model.reset_voice()
         st.rerun()
@@ -168,6 +172,7 @@ def calibrated_predictor(model: str, recordings: list):
     store = st.session_state.setdefault("calibrated_predictor", {})
     if key not in store:
         calibrated = copy(predictor(model))
+        calibrated.enter_room()
         with heavy_job("calibrating"), st.spinner("Calibrating on the speaker's recordings…"):
             calibration = calibrated.calibrate_files(recordings)
         store.clear()

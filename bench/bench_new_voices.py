@@ -38,7 +38,7 @@ from ser_core.features import get_pipeline, pool  # noqa: E402
 
 CORPORA = ("ravdess", "tess", "cremad")
 RECIPES = "mfcc_prosody:svm:none,mfcc_prosody:svm:voice"
-VOICE_CLIPS = (2, 5, 10, 20)
+HEARD_CLIPS = (2, 5, 10, 20)
 DRAWS = 3
 WITHIN_FOLDS = {"ravdess": 5, "tess": 2, "cremad": 5}
 
@@ -47,7 +47,7 @@ def scorings(normalisation: str) -> list[tuple[str, str, int]]:
     """(column, scoring, clips heard) of a recipe."""
     if normalisation == "none":
         return [("cold", "cold", 0)]
-    return [("cold", "cold", 0), ("room", "room", 0)] + [(f"voice {n}", "voice", n) for n in VOICE_CLIPS]
+    return [("cold", "cold", 0), ("room", "room", 0)] + [(f"voice {n}", "voice", n) for n in HEARD_CLIPS]
 
 
 def fit(classifier: str, normalisation: str, X, y, catalog, rows, seed: int):
@@ -120,6 +120,24 @@ def report(result: dict) -> None:
         print(f"  {corpus} recall ({'/'.join(shown)}): " + ", ".join(f"{k} {v}" for k, v in recalls.items()))
 
 
+def record_in_bundle(folder: Path, result: dict, merge_calm: bool) -> None:
+    """The recipe's mean held-out UAR per scoring (cold, room, voice 20) in the bundle's metadata.json; for a
+    speaker-normalised recipe only after 20 clips, as such a model classifies nobody before calibration."""
+    from ser_core.files import write_atomically
+
+    held_out = result["held_out"]
+    columns = ((("one clip", "cold"), ("room heard", "room")) if not result["recipe"].endswith(":speaker")
+               else ()) + (("after 20 clips", "voice 20"),)
+    uar = {how: float(np.mean([held_out[c][column]["uar"] for c in held_out]))
+           for how, column in columns if column in next(iter(held_out.values()))}
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["new_corpus"] = {"uar": uar, "measured": f"bench/bench_new_voices.py, recipe {result['recipe']}"
+                              + (", calm as neutral" if merge_calm else "") + f", {time.strftime('%Y-%m-%d')}"}
+    text = json.dumps(metadata, indent=2) + "\n"
+    write_atomically(folder / "metadata.json", lambda path: Path(path).write_text(text))
+    print(f"recorded in {folder / 'metadata.json'}: {uar}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="a folder holding ravdess, tess and cremad")
@@ -128,6 +146,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     parser.add_argument("--jobs", type=int, default=-1)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--record", metavar="RECIPE=MODEL_FOLDER", action="append", default=[],
+                        help="write a recipe's mean held-out UAR (cold, room, voice 20) into that model's "
+                             "metadata.json, which the home page and `models` show")
     args = parser.parse_args()
 
     catalog = build_catalog(args.data_dir, CORPORA)
@@ -143,6 +164,10 @@ def main() -> None:
         print(recipe, flush=True)
         results.append(run_recipe(recipe, catalog, args.seed, args.jobs))
         report(results[-1])
+    for record in args.record:
+        recipe, folder = record.split("=", 1)
+        [result] = [r for r in results if r["recipe"] == recipe]
+        record_in_bundle(Path(folder), result, args.merge_calm)
     if args.json:
         Path(args.json).write_text(json.dumps({"merge_calm": args.merge_calm, "draws": DRAWS, "results": results},
                                               indent=1, default=str))

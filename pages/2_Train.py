@@ -7,12 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from app_common import catalog_or_message, page_config, usable_models, waiting_message
-from ser_core import jobs, plots, reports
+from ser_core import config, jobs, plots, reports
 from ser_core.augment import AUGMENTATIONS
 from ser_core.bundles import PREDICTIONS_FILE, read_metadata
 from ser_core.corpora import select
 from ser_core.errors import SerError
-from ser_core.evaluation import ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS, skipped_note
+from ser_core.evaluation import (ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS, SCORING_DESCRIPTIONS, SCORINGS,
+                                 skipped_note)
 from ser_core.features import PIPELINES
 from ser_core.models import MODELS, OPTIMIZERS
 from ser_core.training import BASELINES, BOUNDS, TrainConfig, TrainingJob, TrainingRun, save_run
@@ -25,6 +26,7 @@ def show_result(result: dict, key: str) -> None:
     pooled = result["pooled"]
     st.info(f"Protocol: **{result['protocol']}** ({result['description']}), {result['folds']} folds"
             + (f", adapted: {ADAPTATION_DESCRIPTION}" if result.get("adapted") else "")
+            + (f", scored {result['scoring']}" if result.get("voice_norm") else "")
             + ("" if result.get("complete", True) else f", stopped after {len(result['per_fold'])} folds")
             + f" · {', '.join(result['corpora'])}: {result['n_clips']} clips, {result['n_speakers']} speakers")
     if result.get("skipped"):
@@ -98,6 +100,18 @@ def train_form(clips: pd.DataFrame) -> tuple[TrainConfig, pd.DataFrame] | None:
                                 help=f"For {', '.join(BASELINES)}: self-trains each fold's model on its test clips, "
                                      "without their labels, as a model does once it has heard a speaker's whole "
                                      "session."),
+            voice_norm=left.checkbox("Normalise by what it hears", last["voice_norm"], key="train_voice_norm",
+                                     help=f"For {', '.join(BASELINES)}: works on one clip of a new voice and adapts "
+                                          "as it hears the room and the voice (the default model does)."),
+            scoring=left.selectbox("Score test clips", SCORINGS, index=SCORINGS.index(last["scoring"]),
+                                   key="train_scoring", help="With normalisation by what it hears: "
+                                   + "; ".join(f"{name}: {text.format(clips=config.VOICE_CLIPS)}"
+                                               for name, text in SCORING_DESCRIPTIONS.items())),
+            voice_clips=number(left, "Clips of each test voice heard first (voice scoring)", "voice_clips",
+                               last["voice_clips"]),
+            merge_calm=left.checkbox("Count calm as neutral", last["merge_calm"], key="train_merge_calm",
+                                     help="Calm exists only in RAVDESS; on other corpora a model that keeps it "
+                                          "recognises neutral less."),
         )
         if not st.form_submit_button("Train", type="primary"):
             return None

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_common import (audio_uploader, calibrated_predictor, catalog, classify_upload, heavy_job, model_picker,
-                        page_config, predictor, session_predictor, show_prediction, upload_samples, voice_state)
+                        page_config, predictor, session_predictor, show_prediction, upload_samples)
 from ser_core import config, explain, plots
 from ser_core.errors import SerError
 
@@ -111,8 +111,8 @@ def features_panel(model, model_path: str) -> None:
     if model_path not in done:
         st.caption(f"Shuffle each of the model's {n_features} features in turn over {explain.IMPORTANCE_CLIPS} corpus "
                    "clips and see how much the model's accuracy falls: the features it leans on most. The first time "
-                   "takes a while (on a 2-core machine, 15 s for egemaps-svm's 88 features, about a minute for "
-                   "mfcc-prosody-svm's 242, three to four for the compare-ge2e models' 8677); then it is remembered.")
+                   "takes a while (on a 2-core machine, 15 s for egemaps-svm's 88 features, three to four minutes for "
+                   "the compare-ge2e models' 8677); then it is remembered.")
         if not st.button("Rank the features", key="importance"):
             return
     try:
@@ -146,12 +146,16 @@ st.title("Classify a clip")
 
 choice = model_picker()
 needs_calibration = choice is not None and choice["speaker_norm"]
+adapts = choice is not None and choice["voice_norm"]
 recordings = []
 if needs_calibration:
     recordings = audio_uploader("Recordings of the same speaker, to calibrate on", "calibration", multiple=True)
     st.caption("This model hears how a voice departs from its usual self: give it 20-30 s or more of this "
                "speaker's speech, in several moods if you can (the clip to classify may be one of them).")
 upload = audio_uploader()
+if adapts:
+    recordings = audio_uploader("Optional: other recordings of the same speaker, to adapt to their voice",
+                                "calibration", multiple=True)
 if upload is not None and needs_calibration and not recordings:
     st.info("Upload some recordings of this speaker above first: this model classifies only a voice it has been "
             "calibrated on.")
@@ -162,7 +166,7 @@ elif upload is not None and choice is not None:
             model, calibration = calibrated_predictor(model_path, recordings)
             for message in calibration.skipped:
                 st.warning(f"Calibration skipped {message}")
-            st.caption("Calibrated on " + calibration.describe("this speaker's") + ".")
+            st.caption(("Adapted to " if adapts else "Calibrated on ") + calibration.describe("this speaker's") + ".")
         else:
             model = session_predictor(model_path)
         sr = model.pipeline.sample_rate
@@ -171,8 +175,9 @@ elif upload is not None and choice is not None:
     except SerError as error:
         st.error(str(error))
     else:
-        if model.voice_norm:
-            voice_state(model)
+        if adapts and not recordings:
+            st.caption(f"Each clip is classified alone, relative to the {model.room_seconds:.0f} s of speech heard "
+                       "in this room so far; add other recordings of the speaker above to adapt to their voice.")
         st.audio(upload)
         left, right = st.columns(2)
         show_prediction(prediction, left)

@@ -68,6 +68,8 @@ _METADATA = {
     "classifier": _Maybe(str), "speaker_norm": _Maybe(bool), "voice_norm": _Maybe(bool), "created": _Maybe(str),
     "versions": _Maybe(dict),
     "config": _Maybe(dict), "training": _Maybe({"corpora": _Maybe([str]), "history": _Maybe({str: [dict]})}),
+    # What bench/bench_new_voices.py measured of the model's recipe on a corpus held out of training (mean UAR).
+    "new_corpus": _Maybe({"uar": {str: _NUMBER}, "measured": str}),
     "normalisation": _Maybe({"typical_speaker_std": _Maybe(list), "prior_mean": _Maybe([_NUMBER]),
                              "prior_std": _Maybe([_NUMBER])}),
     "evaluation": _Maybe(_EVALUATION),
@@ -408,7 +410,7 @@ def list_models() -> list[dict]:
                 found.append(_listing(_read_metadata(path), source, path))
             except ModelError as error:
                 found.append({"name": path.name, "source": source, "path": str(path), "summary": f"broken: {error}",
-                              "default": False, "speaker_norm": False, "broken": str(error)})
+                              "default": False, "speaker_norm": False, "voice_norm": False, "broken": str(error)})
     return sorted(found, key=lambda m: not m["default"])  # stable: shipped before user, by name
 
 
@@ -418,15 +420,21 @@ def _listing(metadata: dict, source: str, path: Path) -> dict:
     result = evaluation.get("pooled") or {}
     protocol = evaluation.get("protocol", "?") + (", adapted" if evaluation.get("adapted") else "")
     classifier = metadata.get("classifier") or metadata["kind"]
+    new_corpus = (metadata.get("new_corpus") or {}).get("uar", {})
     summary = (f"{metadata['features']['name']} + {classifier}"
                + (", per-speaker normalisation (calibrate on the speaker first)"
                   if metadata.get("speaker_norm") else "")
+               + (", adapts to the voice and room it hears" if metadata.get("voice_norm") else "")
                + (f", protocol {protocol}: accuracy {result['accuracy']:.1%}, UAR {result['uar']:.1%}"
-                  if result else ""))
+                  if result else "")
+               + ("; on a corpus it never heard: UAR "
+                  + ", ".join(f"{uar:.1%} {how}" for how, uar in new_corpus.items()) if new_corpus else ""))
     return {"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
             "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL,
-            "speaker_norm": bool(metadata.get("speaker_norm")), "broken": None,
+            "speaker_norm": bool(metadata.get("speaker_norm")), "voice_norm": bool(metadata.get("voice_norm")),
+            "broken": None,
             "model": classifier, "features": metadata["features"]["name"],
             "corpora": ", ".join(evaluation.get("corpora", [])), "protocol": protocol,
             "folds": evaluation.get("folds"), "accuracy": result.get("accuracy"),
-            "uar": result.get("uar"), "macro_f1": result.get("macro_f1"), "created": metadata.get("created")}
+            "uar": result.get("uar"), "macro_f1": result.get("macro_f1"), "created": metadata.get("created"),
+            "new_corpus_uar": dict(new_corpus)}

@@ -163,7 +163,8 @@ def cmd_train(args) -> int:
     base = TrainConfig.load(args.config).to_dict() if args.config else {}
     flags = {key: getattr(args, key) for key in ("model", "features", "protocol", "folds", "seed", "epochs",
                                                  "batch_size", "learning_rate", "dropout", "optimizer",
-                                                 "speaker_norm", "adapt", "patience")}
+                                                 "speaker_norm", "voice_norm", "scoring", "voice_clips", "merge_calm",
+                                                 "adapt", "patience")}
     if args.augment:
         flags["augmentation"] = _corpus_list(args.augment)
     if flags["model"] and not flags["features"] and "features" in base:
@@ -372,7 +373,7 @@ def cmd_download(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .classifiers import CLASSIFIERS
-    from .evaluation import PROTOCOLS, SCORING_DESCRIPTIONS, SCORINGS, VOICE_CLIPS
+    from .evaluation import PROTOCOLS, SCORING_DESCRIPTIONS, SCORINGS
     from .models import MODELS, OPTIMIZERS
     from .training import BASELINES, TrainConfig, bounds_text
 
@@ -390,6 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def jobs(p: argparse.ArgumentParser) -> None:
         p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+
+    def voice_norm(p: argparse.ArgumentParser, default: bool | None = False) -> None:
+        p.add_argument("--voice-norm", action="store_true", default=default,
+                       help="normalise by what the model has heard (the training speakers, the room, the voice)")
+        p.add_argument("--scoring", choices=SCORINGS, default=None if default is None else SCORINGS[0],
+                       help="with --voice-norm, what the model has heard of a test clip's room and voice: "
+                            + "; ".join(f"{name}: {text.format(clips='N')}"
+                                        for name, text in SCORING_DESCRIPTIONS.items()))
+        p.add_argument("--voice-clips", type=int, default=None if default is None else config.VOICE_CLIPS,
+                       help="with --scoring voice, N: clips of each test speaker heard first "
+                            f"(default: {config.VOICE_CLIPS})")
 
     def modelling(p: argparse.ArgumentParser, features_flag: str = "--features", protocol: bool = True) -> None:
         p.add_argument(features_flag, default=config.DEFAULT_FEATURES,
@@ -418,13 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-corpus", help="with --protocol corpus: the corpus held out (default: each in turn)")
     p.add_argument("--adapt", action="store_true",
                    help="self-train each fold's model on its test clips, unlabelled (a transductive protocol)")
-    p.add_argument("--voice-norm", action="store_true",
-                   help="normalise by what the model has heard (the training speakers, the room, the voice)")
-    p.add_argument("--scoring", choices=SCORINGS, default=SCORINGS[0],
-                   help="with --voice-norm, what the model has heard of a test clip's room and voice: "
-                        + "; ".join(f"{name}: {text.format(clips='N')}" for name, text in SCORING_DESCRIPTIONS.items()))
-    p.add_argument("--voice-clips", type=int, default=VOICE_CLIPS,
-                   help=f"with --scoring voice, N: clips of each test speaker heard first (default: {VOICE_CLIPS})")
+    voice_norm(p)
 
     p = command("lesson", cmd_lesson, "the leakage lesson: one model split at random, by speaker, and normalised")
     modelling(p, protocol=False)
@@ -447,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--augment", help="augmentations for training folds only: noise,stretch,shift,pitch")
     p.add_argument("--speaker-norm", action="store_true", default=None, help="standardise features per speaker")
+    voice_norm(p, default=None)
+    p.add_argument("--merge-calm", action="store_true", default=None, help="count RAVDESS's calm as neutral")
     p.add_argument("--adapt", action="store_true", default=None,
                    help="self-train each fold's model on its test clips, unlabelled (scikit-learn models; a "
                         "transductive protocol); the saved model is fitted on all clips as without it")

@@ -59,6 +59,7 @@ DEFAULT_HEAVY_JOBS = 2
 DEFAULT_FEATURES = "egemaps"
 DEFAULT_CLASSIFIER = "svm"
 DEFAULT_PROTOCOL = "speaker"
+VOICE_CLIPS = 20  # clips of each test speaker a voice_norm model hears first under the voice scoring (~70 s)
 DEFAULT_FOLDS = 5
 DEFAULT_SEED = 42
 
@@ -67,7 +68,7 @@ DATA_DIR_ENV = "SER_DATA_DIR"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 CACHE_DIR_ENV = "SER_CACHE_DIR"
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_MODEL = "mfcc-prosody-svm"   # folder under models/ used when no model is named
+DEFAULT_MODEL = "mfcc-prosody-logreg"   # folder under models/ used when no model is named
 GE2E_WEIGHTS = SHIPPED_MODELS_DIR / "ge2e-encoder" / "weights.npz"  # the ge2e pipelines' speaker encoder
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
 ROOMS_DIR_ENV = "SER_ROOMS_DIR"

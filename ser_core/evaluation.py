@@ -34,7 +34,6 @@ SCORING_DESCRIPTIONS = {
     "voice": "each test speaker by {clips} of their clips, unlabelled, scored on their other clips (Live after "
              "a student has spoken)",
 }
-VOICE_CLIPS = 20  # clips of the test speaker heard before scoring under the voice scoring (about 70 s of RAVDESS)
 # What `adapt` does to each fold's model, wherever a figure made with it is shown.
 ADAPTATION_DESCRIPTION = "each fold's model self-trained on its test clips, unlabelled (transductive)"
 
@@ -368,7 +367,7 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = co
                    seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
                    augmented: dict[str, np.ndarray] | None = None, features: str = "",
                    test_corpus: str | None = None, adapt: bool = False, skipped: Sequence[dict] = (),
-                   voice_norm: bool = False, scoring: str = "cold", voice_clips: int = VOICE_CLIPS,
+                   voice_norm: bool = False, scoring: str = "cold", voice_clips: int = config.VOICE_CLIPS,
                    progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
     """Train and test a scikit-learn classifier on every split of a protocol.
 
@@ -430,7 +429,7 @@ def voice_norm_training(X_train: np.ndarray, catalog: pd.DataFrame, rows: np.nda
 
 
 def voice_norm_tests(X: np.ndarray, catalog: pd.DataFrame, splits: Sequence[Split], *, scoring: str,
-                     voice_clips: int = VOICE_CLIPS, seed: int = config.DEFAULT_SEED,
+                     voice_clips: int = config.VOICE_CLIPS, seed: int = config.DEFAULT_SEED,
                      prior=None) -> tuple[list[Split], dict]:
     """Each split's test clips standardised as a voice_norm model meets them under `scoring`, and the split's
     training Prior (`prior` where given): the splits with the clips scored as tests, and {split name: (prior,
@@ -465,6 +464,9 @@ def voice_norm_tests(X: np.ndarray, catalog: pd.DataFrame, splits: Sequence[Spli
                 mean, std = split_prior.normalizer()
             scored.append(mine)
             standardised.append((X[mine] - mean) / std)
+        if not sum(map(len, scored)):
+            raise OptionError(f"Every test speaker of {split.name} has {voice_clips} clips or fewer: none is left to "
+                              "score once those are heard. Hear fewer clips first, or choose speakers with more.")
         scored_splits.append(Split(split.name, split.train, np.concatenate(scored)))
         tests[split.name] = (split_prior, np.concatenate(standardised))
     return scored_splits, tests
@@ -493,7 +495,7 @@ def evaluate(catalog: pd.DataFrame, *, features: str = config.DEFAULT_FEATURES,
              protocol: str = config.DEFAULT_PROTOCOL, folds: int = config.DEFAULT_FOLDS,
              seed: int = config.DEFAULT_SEED, speaker_norm: bool = False,
              augmentation: Sequence[str] = (), test_corpus: str | None = None, adapt: bool = False,
-             voice_norm: bool = False, scoring: str = "cold", voice_clips: int = VOICE_CLIPS, n_jobs: int = -1,
+             voice_norm: bool = False, scoring: str = "cold", voice_clips: int = config.VOICE_CLIPS, n_jobs: int = -1,
              progress: Callable[[str, int, int], None] | None = None) -> EvaluationResult:
     """Extract (cached) features for a catalog and cross-validate a classifier on them.
 

@@ -284,6 +284,9 @@ def permutation_importance(predictor: Predictor | Bundle, X: np.ndarray, y: Sequ
                              "each clip's speaker, to normalise it by that speaker's own statistics.")
         X = normalize_by_speaker(X, np.asarray(speakers)[known], kind="clip",
                                  prior_std=predictor.typical_speaker_std)
+    if predictor.voice_norm:  # standardised as a single upload meets it: by the training speakers' statistics
+        mean, std = predictor.prior.normalizer()
+        X = (X - mean) / std
     if X.shape[1] != len(names):
         raise OptionError(f"{X.shape[1]} feature columns for the {len(names)} that {predictor.name} reads")
     if metric not in ("accuracy", "log_loss"):

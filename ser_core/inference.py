@@ -138,11 +138,16 @@ class Predictor:
         """Seconds of this voice's speech a voice_norm model has adapted to."""
         return self.voice.seconds if self.voice is not None else 0.0
 
+    @property
+    def room_seconds(self) -> float:
+        """Seconds of speech this room has given a voice_norm model (what it had heard, and has since)."""
+        return sum(stats.seconds for stats in (self.room, self.heard_room) if stats is not None)
+
     def heard_description(self, whose: str = "your") -> str:
         """What a voice_norm model has adapted to, for a page: the voice's seconds and the room's."""
-        room = self.room.seconds + (self.heard_room.seconds if self.heard_room else 0) if self.room else 0.0
         voice = (f"adapted to {self.heard_seconds:.0f} s of {whose} voice" if self.heard_seconds >= 1 else
-                 f"not adapted to {whose} voice yet: it adapts as you speak")
+                 f"not adapted to {whose} voice yet: it adapts as it hears more")
+        room = self.room_seconds
         return voice + (f"; this room: {_duration(room)} of speech heard" if room >= 1 else "")
 
     def reset_voice(self) -> None:
@@ -185,8 +190,8 @@ class Predictor:
                              "of the speaker's speech first (the Live page does; on the command line, predict "
                              "--calibrate), or choose another model.")
 
-    def _check_speaker_normalized(self) -> None:
-        if not self.bundle.metadata.get("speaker_norm"):
+    def _check_calibratable(self) -> None:
+        if not self.bundle.metadata.get("speaker_norm") and not self.voice_norm:
             raise ModelError(f"Model {self.name} classifies each clip as it is: it needs no calibration.")
 
     @property
@@ -199,16 +204,23 @@ class Predictor:
         training data was normalised by each speaker's own statistics. Silent clips are skipped and each other is
         peak-normalised, as training clips were, so the microphone's level does not matter. A model saved with
         what adaptation needs (a speaker-normalised `ridge`) also self-trains on the clips, unlabelled
-        (classifiers.adapt_ridge), starting again from the saved model each time. Returns clips used."""
+        (classifiers.adapt_ridge), starting again from the saved model each time. A voice_norm model takes them as
+        the voice it has heard, in place of what it heard before. Returns clips used."""
         from .audio import is_silent, peak_normalize
         from .features import extract, speaker_stats
 
-        self._check_speaker_normalized()
+        self._check_calibratable()
         voiced = [peak_normalize(y) for y in clips if not is_silent(y)]
         if len(voiced) < 2:
             raise ModelError("Calibration needs at least two windows of the speaker's speech (a few seconds); "
                              f"it got {len(voiced)}.")
         X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in voiced])
+        if self.voice_norm:
+            from .adaptation import SpeechStats
+
+            seconds = sum(len(y) for y in voiced) / self.pipeline.sample_rate
+            self.voice = SpeechStats.of(self._model_input(X, normalize=False), seconds)
+            return len(voiced)
         stats = speaker_stats(self._model_input(X, normalize=False), ["speaker"] * len(X), self._input_kind,
                               self.typical_speaker_std)
         self.speaker_stats = stats["speaker"]
@@ -228,7 +240,7 @@ class Predictor:
         speech is left."""
         from .audio import iter_windows
 
-        self._check_speaker_normalized()  # before decoding any recording
+        self._check_calibratable()  # before decoding any recording
         sr = self.pipeline.sample_rate
         windows, skipped = [], []
         for source in sources:

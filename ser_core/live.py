@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import queue
 import threading
 import time
@@ -223,4 +224,7 @@ def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None
                 session._new_result.notify_all()
         except SerError as error:
             session.error = str(error)
+        except Exception:  # a bug must not stop the worker: close() would then wait on a full queue forever
+            logging.getLogger(__name__).exception("classifying a live window failed")
+            session.error = "Classifying this window failed unexpectedly; the server's log says why."
         del session  # hold it only while classifying, so that a forgotten session can be collected

@@ -82,6 +82,8 @@ def _card(evaluation: dict, *, name: str, model: str, features: str, corpora: li
             "augmentation": ("+".join(augmentation) + " (training folds only)") if augmentation else "none"}
     if evaluation.get("adapted"):
         card["adaptation"] = ADAPTATION_DESCRIPTION
+    if evaluation.get("voice_norm"):
+        card["normalised by what it hears"] = f"yes: the room and the voice; test clips scored {evaluation['scoring']}"
     if created:
         card["saved"] = created
     card["evaluated"] = evaluation.get("date", "")
@@ -422,6 +424,8 @@ def html_report(source: Any, *, events: Iterable | None = None, title: str | Non
               f"<li>per-speaker normalisation: {'yes' if ev.get('speaker_norm') else 'no'}</li>",
               *([f"<li>adapted: {_e(ADAPTATION_DESCRIPTION)}</li>"]
                 if ev.get("adapted") else []),
+              *([f"<li>normalised by what it has heard; test clips scored {_e(ev.get('scoring'))}</li>"]
+                if ev.get("voice_norm") else []),
               "<li>augmentation: " + (_e("+".join(ev["augmentation"])) + " (training folds only)"
                                       if ev.get("augmentation") else "none") + "</li>",
               "</ul>"]

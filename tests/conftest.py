@@ -9,14 +9,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPORA = PROJECT_ROOT.parent / "shared" / "corpora"
 IN_CI = os.environ.get("CI", "").lower() == "true"  # .ci/run sets it: there a missing prerequisite fails the run
 
-# Real clips the shipped default model (mfcc-prosody-svm) classifies right twice over: in its card's
-# speaker-independent evaluation (predictions.csv, the fold that never heard the speaker) and as shipped (trained on
-# every clip). Found by a script over predictions.csv on 2026-12-06; a test expects each clip's corpus label.
+# Real clips the shipped default model (mfcc-prosody-logreg) classifies right twice over, each alone (cold): in its
+# card's speaker-independent evaluation (predictions.csv, the fold that never heard the speaker) and as shipped
+# (trained on every clip). Found by a script over predictions.csv on 2026-12-06; a test expects each clip's label.
 DEFAULT_MODEL_KNOWN_CLIPS = {
-    "angry": "tess/YAF_angry/YAF_boat_angry.flac",
-    "sad": "ravdess/Actor_11/03-01-04-02-01-02-11.flac",
-    "happy": "ravdess/Actor_11/03-01-03-02-02-01-11.flac",
-    "surprised": "ravdess/Actor_18/03-01-08-01-02-01-18.flac",
+    "angry": "ravdess/Actor_16/03-01-05-02-01-01-16.flac",
+    "sad": "tess/YAF_sad/YAF_third_sad.flac",
+    "happy": "ravdess/Actor_12/03-01-03-02-02-02-12.flac",
+    "surprised": "tess/OAF_Pleasant_surprise/OAF_turn_ps.flac",
 }
 
 

@@ -26,7 +26,7 @@ def test_home_lists_corpora_and_models_without_tensorflow(monkeypatch, shared_co
     assert not at.exception
     text = " ".join(el.value for el in at.markdown)
     assert "ravdess" in text and "1440 clips" in text and "tess" in text and "2800 clips" in text
-    assert "mfcc-prosody-svm" in text and "egemaps-svm" in text
+    assert "mfcc-prosody-logreg" in text and "egemaps-svm" in text
     # In a fresh interpreter: other tests in this process may have imported TensorFlow already.
     check = ("import sys; from streamlit.testing.v1 import AppTest; "
              f"at = AppTest.from_file({APP!r}, default_timeout=120).run(); "

@@ -107,7 +107,7 @@ def test_predict_with_the_default_model(shared_corpora):
     result = ser("predict", clip, "--json")
     assert result.returncode == 0, result.stderr
     [line] = json_lines(result.stdout)
-    assert line["model"] == config.DEFAULT_MODEL == "mfcc-prosody-svm"
+    assert line["model"] == config.DEFAULT_MODEL == "mfcc-prosody-logreg"
     assert sum(line["probabilities"].values()) == pytest.approx(1.0)
 
 
@@ -148,7 +148,7 @@ def test_predict_calibrates_a_speaker_normalised_model_on_the_speakers_recording
     uncalibrated = ser("predict", actor[40], "--model", "compare-ge2e-ridge")
     assert uncalibrated.returncode == 2 and "--calibrate" in uncalibrated.stderr
     assert len(uncalibrated.stderr.strip().splitlines()) == 1 and not uncalibrated.stdout
-    needless = ser("predict", actor[40], "--calibrate", actor[0], "--calibrate", actor[1])
+    needless = ser("predict", actor[40], "--model", "egemaps-svm", "--calibrate", actor[0], "--calibrate", actor[1])
     assert needless.returncode == 2 and "needs no calibration" in needless.stderr
 
 
@@ -160,14 +160,15 @@ def test_models_lists_the_shipped_models_with_their_cards_figures():
                for path in config.SHIPPED_MODELS_DIR.glob("*/metadata.json")
                if json.loads(path.read_text()).get("format") == "ser-studio-bundle"}
     assert set(listed) == set(shipped) and len(shipped) >= 4
-    assert [name for name, row in listed.items() if row["default"]] == ["mfcc-prosody-svm"]
+    assert [name for name, row in listed.items() if row["default"]] == ["mfcc-prosody-logreg"]
     for name, metadata in shipped.items():
         assert listed[name]["broken"] is None and listed[name]["source"] == "shipped"
         assert listed[name]["accuracy"] == metadata["evaluation"]["pooled"]["accuracy"]
         assert listed[name]["speaker_norm"] == metadata["speaker_norm"]
     text = ser("models").stdout
-    accuracy = shipped["mfcc-prosody-svm"]["evaluation"]["pooled"]["accuracy"]
-    assert f"mfcc-prosody-svm\tshipped\tmfcc_prosody + svm, protocol speaker: accuracy {accuracy:.1%}" in text
+    accuracy = shipped["mfcc-prosody-logreg"]["evaluation"]["pooled"]["accuracy"]
+    assert (f"mfcc-prosody-logreg\tshipped\tmfcc_prosody + logreg, adapts to the voice and room it hears, protocol "
+            f"speaker: accuracy {accuracy:.1%}") in text
 
 
 def test_features_caches_what_extraction_computes(data_dir):
@@ -187,3 +188,27 @@ def test_features_caches_what_extraction_computes(data_dir):
     np.testing.assert_allclose(cached[:3], direct, rtol=1e-5, atol=1e-6)
     text = ser("features", "--data-dir", data_dir, "--pipeline", "librosa180", "--jobs", "1")
     assert text.returncode == 0 and text.stdout.startswith("librosa180: 72 clips, features (180,)")
+
+
+def test_a_model_that_adapts_to_voices_from_evaluate_to_predict(data_dir, tmp_path):
+    evaluated = ser("evaluate", "--data-dir", data_dir, "--features", "mfcc_prosody", "--classifier", "logreg",
+                    "--voice-norm", "--scoring", "voice", "--voice-clips", "4", "--folds", "2", "--jobs", "1",
+                    "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout)
+    assert (result["voice_norm"], result["scoring"], result["voice_clips"]) == (True, "voice", 4)
+    assert result["pooled"]["n"] == result["n_clips"] - 4 * result["n_speakers"]  # the clips heard are not scored
+
+    trained = ser("train", "--data-dir", data_dir, "--name", "voices", "--model", "logreg", "--features",
+                  "mfcc_prosody", "--voice-norm", "--folds", "2", "--out", tmp_path, "--jobs", "1", "--json")
+    assert trained.returncode == 0, trained.stderr
+    metadata = json.loads((tmp_path / "voices" / "metadata.json").read_text())
+    assert metadata["voice_norm"] and len(metadata["normalisation"]["prior_mean"]) == 242
+    assert metadata["evaluation"]["scoring"] == "cold"
+    clips = sorted((data_dir / "Audio_Speech_Actors_01-24" / "Actor_03").glob("*.wav"))
+    cold = json_lines(ser("predict", *clips[:2], "--model", tmp_path / "voices", "--json").stdout)
+    heard = ser("predict", *clips[:2], "--model", tmp_path / "voices", "--json",
+                *[arg for clip in clips[2:] for arg in ("--calibrate", clip)])
+    assert heard.returncode == 0, heard.stderr
+    assert re.search(r"calibrated voices on \d+ windows of the speaker's speech, from 10 recordings", heard.stderr)
+    assert [line["probabilities"] for line in json_lines(heard.stdout)] != [line["probabilities"] for line in cold]

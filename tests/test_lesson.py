@@ -38,7 +38,7 @@ def test_a_corpus_never_heard_costs_more_than_new_voices_and_its_room_gives_some
     assert (lesson.speaker.protocol, lesson.new_corpus.protocol, lesson.new_corpus_room.protocol) == (
         "speaker", "corpus", "corpus")
     assert lesson.new_corpus.scoring == "cold" and lesson.new_corpus_room.scoring == "room"
-    # Measured on these clips: UAR 42.6% by speaker, 25.7% on the corpus never heard, 32.7% with its room heard.
+    # Measured on these clips: UAR 43.1% by speaker, 25.3% on the corpus never heard, 32.4% with its room heard.
     assert lesson.drop > 0.10 and lesson.room_gain > 0.04, (lesson.drop, lesson.room_gain)
 
 

@@ -82,9 +82,9 @@ def test_recording_and_timeline_downloads(predictor):
 def test_a_slow_model_drops_stale_windows_instead_of_queueing(predictor, monkeypatch):
     original = predictor.predict_samples
 
-    def slow(y):
+    def slow(y, **how):
         time.sleep(0.3)
-        return original(y)
+        return original(y, **how)
 
     monkeypatch.setattr(predictor, "predict_samples", slow)
     session = LiveSession(predictor, window=1.0, hop=0.1)
@@ -98,14 +98,26 @@ def test_a_slow_model_drops_stale_windows_instead_of_queueing(predictor, monkeyp
     assert session._pending.qsize() == 0
 
 
+def test_an_unexpected_error_in_the_model_is_reported_and_the_stream_still_closes(predictor, monkeypatch):
+    def broken(y, **how):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(predictor, "predict_samples", broken)
+    session = LiveSession(predictor, window=1.0, hop=0.1)
+    for frame in browser_frames(voice(duration=3.0, sr=BROWSER_RATE)):
+        session.push_frame(frame)
+    session.close()  # before, the dead worker left close() waiting on a full queue forever
+    assert session.closed and "failed unexpectedly" in session.error and not session.results
+
+
 def test_the_reported_lag_runs_from_a_windows_last_sample_to_its_result(predictor, monkeypatch):
     """The Live page shows each result "shown N s after it ended" from last_ended_at, and the latencies feed the
     benchmarks: a window that waits behind others must count its wait, not only the model's time."""
     original = predictor.predict_samples
 
-    def slow(y):
+    def slow(y, **how):
         time.sleep(0.2)
-        return original(y)
+        return original(y, **how)
 
     monkeypatch.setattr(predictor, "predict_samples", slow)
     session = LiveSession(predictor, window=1.0, hop=0.25, max_pending=100)  # keep every window: a backlog

@@ -159,6 +159,32 @@ def test_classify_calibrates_a_speaker_normalised_model_on_uploads_of_the_speake
     assert not other.metric and "recordings of this speaker" in other.info[0].value
 
 
+def test_classify_adapts_the_default_model_to_other_recordings_of_the_speaker(monkeypatch, data_root,
+                                                                              shared_corpora):
+    """Each upload alone is classified cold (the next may be another voice); recordings of the same speaker, given
+    in the optional box, adapt the model to that voice, as Predictor.calibrate does."""
+    from copy import copy
+
+    at = page("3_Classify.py", monkeypatch, data_root)
+    actor = sorted((shared_corpora / "ravdess" / "Actor_07").glob("*.flac"))
+    clip, others = actor[30], actor[:12]
+    at.file_uploader[0].upload(clip.name, clip.read_bytes(), "audio/flac").run()
+    assert not at.exception and not at.error
+    cold = Predictor.load()
+    expected = cold.predict(clip)
+    assert at.metric[0].value == expected.label
+    assert "classified alone" in " ".join(caption.value for caption in at.caption)
+    at.file_uploader[1].set_value([(path.name, path.read_bytes(), "audio/flac") for path in others]).run()
+    assert not at.exception and not at.error
+    assert "Adapted to" in " ".join(caption.value for caption in at.caption)
+    adapted = copy(cold)
+    adapted.calibrate_files(others)
+    expected = adapted.predict(clip)
+    assert f"{expected.probabilities[expected.label]:.0%}" != f"{cold.predict(clip).probabilities[expected.label]:.0%}"
+    assert at.metric[0].value == expected.label
+    assert at.metric[0].delta == f"{expected.probabilities[expected.label]:.0%} probability"
+
+
 def test_classify_with_the_unnormalised_compare_model_needs_no_calibration(monkeypatch, data_root, shared_corpora):
     at = page("3_Classify.py", monkeypatch, data_root)
     at.selectbox[0].select_index(at.selectbox[0].options.index("compare-ge2e-ridge-unnormalised (shipped)")).run()
@@ -206,11 +232,31 @@ def test_live_page_sets_up_the_microphone_stream(monkeypatch, data_root, webrtc_
     assert call["mode"].name == "SENDONLY"
     assert (at.slider(key="live_window").value, at.slider(key="live_hop").value) == (config.WINDOW, 0.5)
     assert any("NotAllowedError" in caption.value for caption in at.caption)
-    assert not at.info and not at.button  # the default model needs no calibration
+    assert not at.info and [b.key for b in at.button] == ["new_voice"]  # the default needs no calibration
     session = at.session_state["live_holder"]["session"]
-    assert (session.window, session.hop, session.predictor.name) == (config.WINDOW, 0.5, "mfcc-prosody-svm")
+    assert (session.window, session.hop, session.predictor.name) == (config.WINDOW, 0.5, "mfcc-prosody-logreg")
     at.slider(key="live_hop").set_value(1.0).run()  # new settings: a new stream with them
     assert at.session_state["live_holder"]["session"].hop == 1.0 and session.closed
+
+
+def test_live_page_adapts_to_a_voice_and_starts_over_for_the_next(monkeypatch, data_root, webrtc_calls,
+                                                                  shared_corpora):
+    from ser_core.audio import load_audio
+
+    at = page("4_Live.py", monkeypatch, data_root)
+    assert "not adapted to your voice yet" in " ".join(caption.value for caption in at.caption)
+    session = at.session_state["live_holder"]["session"]
+    speech = np.concatenate([load_audio(path, sr=16_000) for path in
+                             sorted((shared_corpora / "ravdess" / "Actor_03").glob("*.flac"))[:3]])
+    for end in range(8_000, len(speech), 8_000):  # as a microphone gives it; the worker keeps up
+        session.push(speech[end - 8_000:end], 16_000)
+        session.wait_for_result(max(0, (end - 48_000) // 8_000), timeout=5)
+    assert session.predictor.heard_seconds >= 3
+    at.run()
+    assert "s of your voice" in " ".join(caption.value for caption in at.caption)
+    at.button(key="new_voice").click().run()
+    assert session.predictor.heard_seconds == 0 and not at.exception
+    assert "not adapted to your voice yet" in " ".join(caption.value for caption in at.caption)
 
 
 def test_live_page_says_what_is_wrong_with_the_ice_servers_and_starts_no_stream(monkeypatch, data_root,
@@ -273,6 +319,26 @@ def test_train_adapted_to_the_test_speakers_says_so_in_its_figures_and_model_lis
     at.checkbox(key="train_adapt").check()
     at.button(key=TRAIN).click().run()
     assert "only the scikit-learn models" in at.error[0].value and not at.exception
+
+
+def test_train_a_model_that_adapts_to_voices_scored_after_hearing_each_test_voice(monkeypatch, data_root):
+    at = page("2_Train.py", monkeypatch, data_root)
+    at.selectbox(key="train_features").set_value("mfcc_prosody")  # the SVM
+    at.number_input(key="train_folds").set_value(2)
+    at.checkbox(key="train_voice_norm").check()
+    at.selectbox(key="train_scoring").set_value("voice")
+    at.number_input(key="train_voice_clips").set_value(25)  # more than any test voice has (12): a message
+    at.button(key=TRAIN).click().run()
+    wait_for_job(at)
+    assert "none is left to score" in at.error[0].value and not at.exception
+    at.number_input(key="train_voice_clips").set_value(4)
+    at.button(key=TRAIN).click().run()
+    wait_for_job(at)
+    assert not at.exception and not at.error
+    assert "scored voice" in at.info[0].value
+    result = at.session_state["job"].run.result
+    assert result.voice_norm and result.voice_clips == 4
+    assert result.pooled["n"] == result.n_clips - 4 * result.n_speakers  # each voice's first clips heard, not scored
 
 
 def test_train_a_keras_model_draws_live_curves_and_stops(monkeypatch, data_root):

@@ -130,7 +130,7 @@ def test_short_training_draws_curves_and_a_confusion_matrix(server, page):
         page.get_by_role("option", name=actor, exact=True).wait_for()
         page.keyboard.press("Enter")
     page.keyboard.press("Escape")
-    model = form.locator('[data-testid="stSelectbox"]').first
+    model = form.locator(".st-key-train_model")  # Streamlit names a keyed widget's element st-key-<key>
     model.click()
     page.get_by_role("option", name="mlp", exact=True).click()
     form.get_by_label("Folds", exact=True).fill("2")
