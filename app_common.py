@@ -141,14 +141,10 @@ def predictor(model: str | None):
 def session_predictor(model: str):
     """This browser session's copy of a model, in this room: what a voice_norm model hears of a voice stays in
     the session (the shared, cached model never hears anyone); the room is everyone's. Raises SerError."""
-    from copy import copy
-
     store = st.session_state.setdefault("session_predictor", {})
     if model not in store:
-        mine = copy(predictor(model))
-        mine.enter_room()
         store.clear()
-        store[model] = mine
+        store[model] = predictor(model).for_session()
     return store[model]
 
 
@@ -165,14 +161,12 @@ def calibrated_predictor(model: str, recordings: list):
     """This browser session's copy of a speaker-normalised model, calibrated on uploads of the speaker, and the
     Calibration (windows used, recordings skipped); the shared, cached model is never calibrated, so one user's
     voice never reaches another's session. Raises SerError."""
-    from copy import copy
     from hashlib import sha1
 
     key = (model, tuple(sha1(recording.getvalue()).hexdigest() for recording in recordings))
     store = st.session_state.setdefault("calibrated_predictor", {})
     if key not in store:
-        calibrated = copy(predictor(model))
-        calibrated.enter_room()
+        calibrated = predictor(model).for_session()
         with heavy_job("calibrating"), st.spinner("Calibrating on the speaker's recordings…"):
             calibration = calibrated.calibrate_files(recordings)
         store.clear()

@@ -36,15 +36,11 @@ except (SerError, ValueError) as error:
 
 def new_session(previous: LiveSession | None = None) -> LiveSession:
     """A fresh stream; it keeps the previous stream's calibration (the same speaker at this browser)."""
-    from copy import copy
-
     # A copy of the shared predictor: calibration, and the voice a model has heard, belong to this browser
     # session only; the room it starts from is everyone's here.
     if previous:
         return LiveSession(previous.predictor, window=window, hop=hop)
-    mine = copy(model)
-    mine.enter_room()
-    return LiveSession(mine, window=window, hop=hop)
+    return LiveSession(model.for_session(), window=window, hop=hop)
 
 
 # The audio callback runs on another thread and outlives reruns: it reads the session through this holder,

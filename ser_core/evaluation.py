@@ -394,7 +394,7 @@ def cross_validate(X: np.ndarray, catalog: pd.DataFrame, *, classifier: str = co
         X, augmented, _ = normalize_speakers(X, catalog, augmented)
     labels = catalog["label"].to_numpy()
     splits = make_splits(catalog, protocol, folds=folds, seed=seed, test_corpus=test_corpus)
-    tests = {}  # split name -> (training views of its rows, test features as the model meets them)
+    tests = {}  # split name -> (its training Prior, its test features as the model meets them)
     if voice_norm:
         splits, tests = voice_norm_tests(X, catalog, splits, scoring=scoring, voice_clips=voice_clips, seed=seed)
 

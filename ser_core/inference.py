@@ -154,12 +154,17 @@ class Predictor:
         """Forget the voice heard so far (the next student); the room stays."""
         self.voice = None
 
-    def enter_room(self) -> None:
-        """Normalise by what this room has heard so far (adaptation.load_room), for a voice_norm model."""
+    def for_session(self) -> Predictor:
+        """A copy for one browser session or stream, normalising by what this room has heard so far
+        (adaptation.load_room): what the copy hears of a voice, or a calibration, stays in it."""
+        from copy import copy
+
         from .adaptation import load_room
 
-        if self.voice_norm:
-            self.room = load_room(self.pipeline)
+        mine = copy(self)
+        if mine.voice_norm:
+            mine.room = load_room(mine.pipeline)
+        return mine
 
     def share_with_room(self) -> None:
         """Add what this predictor has heard to the room's statistics on disk (adaptation.add_to_room), and

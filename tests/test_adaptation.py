@@ -143,15 +143,12 @@ def voice_norm_model(corpora_catalog, tmp_path_factory):
 
 def test_live_adapts_to_a_voice_from_its_first_window_and_gives_the_room_what_it_heard(voice_norm_model,
                                                                                     corpora_catalog):
-    from copy import copy
-
     from ser_core.audio import load_audio
     from ser_core.live import LiveSession
 
     speaker = corpora_catalog[corpora_catalog["speaker"] == "ravdess_03"]
     speech = np.concatenate([load_audio(path, sr=16_000) for path in speaker["path"][:8]])
-    mine = copy(voice_norm_model)
-    mine.enter_room()
+    mine = voice_norm_model.for_session()
     assert mine.room is None and mine.heard_seconds == 0
     session = LiveSession(mine, window=3.0, hop=0.5)
     for end in range(8_000, len(speech), 8_000):  # half a second at a time, as a microphone gives it
@@ -167,8 +164,7 @@ def test_live_adapts_to_a_voice_from_its_first_window_and_gives_the_room_what_it
     # The next student starts from the room, not from this voice.
     mine.reset_voice()
     assert mine.heard_seconds == 0 and "not adapted" in mine.heard_description()
-    another = copy(voice_norm_model)
-    another.enter_room()
+    another = voice_norm_model.for_session()
     assert another.room.count == pytest.approx(room.count)
     before = another.predict_samples(speech[:48_000]).probabilities
     another.room = None
