@@ -157,6 +157,36 @@ def voice_state(model, whose: str = "your") -> None:
         st.rerun()
 
 
+def room_panel(model) -> None:
+    """For a voice_norm model: what this room has heard, a teacher's "calibrate this room" (recordings of a few
+    students, unlabelled) and "forget this room" (another classroom, another microphone)."""
+    from ser_core.errors import SerError
+
+    seconds = model.room_seconds
+    heard = f"{seconds / 60:.1f} min of speech heard" if seconds >= 1 else "nothing heard yet"
+    with st.expander(f"This room: {heard}"):
+        st.caption("The model learns what this room and microphone sound like from every voice it hears here "
+                   "(averages of features, never audio). In a new room, give it a minute of a few students first.")
+        recordings = audio_uploader("Recordings made in this room (a few speakers, any mood)", "room_recordings",
+                                    multiple=True)
+        left, right = st.columns(2)
+        if left.button("Add to this room", key="room_add", disabled=not recordings,
+                       help="Upload recordings above first" if not recordings else None):
+            try:
+                with heavy_job("learning this room"), st.spinner("Listening to the room's recordings…"):
+                    added = model.hear_room_files(recordings)
+            except SerError as error:
+                st.error(str(error))
+            else:
+                for message in added.skipped:
+                    st.warning(f"Skipped {message}")
+                st.success(f"Added {added.describe('this room’s')}.")
+        if right.button("Forget this room", key="room_forget",
+                        help="Start over in another room or with another microphone"):
+            model.forget_room()
+            st.success("Forgotten: the model starts again from its training voices.")
+
+
 def calibrated_predictor(model: str, recordings: list):
     """This browser session's copy of a speaker-normalised model, calibrated on uploads of the speaker, and the
     Calibration (windows used, recordings skipped); the shared, cached model is never calibrated, so one user's

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_common import (audio_uploader, calibrated_predictor, catalog, classify_upload, heavy_job, model_picker,
-                        page_config, predictor, session_predictor, show_prediction, upload_samples)
+                        page_config, predictor, room_panel, session_predictor, show_prediction, upload_samples)
 from ser_core import config, explain, plots
 from ser_core.errors import SerError
 
@@ -192,3 +192,8 @@ elif upload is not None and choice is not None:
         st.caption(f"Model {model.name}: {evaluation}. "
                    "Acted English speech; read its card on the Train page before trusting a label.")
         explanation(model, model_path, upload, y, sr)
+if adapts:
+    try:
+        room_panel(session_predictor(choice["path"]))
+    except SerError as error:
+        st.error(str(error))

@@ -5,7 +5,7 @@ import time
 
 import streamlit as st
 
-from app_common import model_picker, page_config, predictor, voice_state
+from app_common import model_picker, page_config, predictor, room_panel, voice_state
 from ser_core import config, plots
 from ser_core.errors import SerError
 
@@ -89,6 +89,8 @@ with st.expander("Using it from another computer"):
     st.markdown(f"On one machine no extra servers are needed. Across a network, the browser and this server must "
                 f"reach each other: set `{config.ICE_SERVERS_ENV}` to a JSON list of STUN (and, behind strict "
                 "firewalls, TURN) servers, and open the app over HTTPS, which browsers require for a microphone.")
+if live.predictor.voice_norm:
+    room_panel(live.predictor)
 
 
 def draw_results(live: LiveSession, results: list, playing: bool) -> None:

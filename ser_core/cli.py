@@ -263,6 +263,27 @@ def cmd_predict(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_room(args) -> int:
+    from .inference import Predictor
+
+    predictor = Predictor.load(args.model).for_session()
+    if not predictor.voice_norm:
+        raise OptionError(f"Model {predictor.name} classifies each clip as it is: it does not use the room.")
+    if args.forget:
+        predictor.forget_room()
+    if args.add:
+        heard = predictor.hear_room_files(_audio_paths(args.add))
+        for message in heard.skipped:
+            print(f"warning: skipped {message}", file=sys.stderr)
+    seconds = predictor.room_seconds
+    if args.json:
+        _print_json({"model": predictor.name, "features": predictor.pipeline.name, "seconds": round(seconds, 1)})
+    else:
+        print(f"this room, for {predictor.pipeline.name} models such as {predictor.name}: "
+              + (f"{seconds:.0f} s of speech heard" if seconds >= 1 else "nothing heard yet"))
+    return 0
+
+
 def cmd_models(args) -> int:
     from .bundles import list_models
 
@@ -469,6 +490,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=float, default=config.HOP, help="seconds between window starts")
     p.add_argument("--calibrate", action="append", metavar="PATH",
                    help="recordings (files or folders) of the speaker, for a speaker-normalised model; repeatable")
+
+    p = command("room", cmd_room, "what models that adapt to the room have heard here: show it, add recordings "
+                                  "(calibrate the room), or forget it (another room)", data=False)
+    p.add_argument("--model", help="a model that adapts to the room (default: the shipped default)")
+    p.add_argument("--add", nargs="+", metavar="PATH", help="recordings made in this room (files or folders), "
+                                                             "unlabelled: a minute of a few speakers")
+    p.add_argument("--forget", action="store_true", help="start the room over (before --add, if both)")
 
     command("models", cmd_models, "list shipped and user models", data=False)
 

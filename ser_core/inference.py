@@ -174,6 +174,40 @@ class Predictor:
         if self.voice_norm and self.heard_room is not None:
             self.room, self.heard_room = add_to_room(self.pipeline, self.heard_room), None
 
+    def hear_room_files(self, sources: Sequence, *, window: float = config.WINDOW,
+                        hop: float = config.HOP) -> Calibration:
+        """Calibrate this room: add the speech of recordings made here (a minute of a few students, unlabelled)
+        to what the room has heard, on disk, and normalise by it; the voice heard so far is untouched. A
+        recording that cannot be read is skipped, its message kept; ModelError when none holds speech."""
+        from .audio import is_silent, peak_normalize
+        from .features import extract
+
+        if not self.voice_norm:
+            raise ModelError(f"Model {self.name} classifies each clip as it is: it does not use what the room "
+                             "sounds like. Choose a model that adapts to the room.")
+        windows, seconds, skipped = self._read_windows(sources, window, hop)
+        voiced = [peak_normalize(y) for y in windows if not is_silent(y)]
+        if not voiced:
+            raise ModelError(" ".join(["These recordings hold no speech to calibrate the room with.", *skipped]))
+        from .adaptation import SpeechStats
+
+        X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in voiced])
+        pooled = self._model_input(X, normalize=False)
+        # Overlapping windows count as the share of a clip they bring, as a stream's do (hear()).
+        self.heard_room = (self.heard_room or SpeechStats.empty(pooled.shape[1])).add(
+            pooled, seconds * len(voiced) / len(windows), weight=min(1.0, hop / window))
+        self.share_with_room()
+        return Calibration(len(voiced), len(sources) - len(skipped), skipped, adapted=False)
+
+    def forget_room(self) -> None:
+        """Start this room over (another classroom, another microphone): its statistics on disk, and what this
+        predictor heard of it, are forgotten; the voice heard so far stays."""
+        from .adaptation import forget_room
+
+        if self.voice_norm:
+            forget_room(self.pipeline)
+            self.room = self.heard_room = None
+
     def hear(self, x: np.ndarray, seconds: float, weight: float = 1.0) -> None:
         """Add one clip's features (as the pipeline gives them) to this voice's statistics (and to `heard_room`,
         what the room has heard since it was loaded). `weight` counts overlapping windows as a share of a clip."""
@@ -243,21 +277,31 @@ class Predictor:
         classified. A recording that cannot be read (not audio, damaged, too short) is skipped, and its message
         kept, so that one bad file among several loses nothing; ModelError, with those messages, when too little
         speech is left."""
-        from .audio import iter_windows
-
         self._check_calibratable()  # before decoding any recording
-        sr = self.pipeline.sample_rate
-        windows, skipped = [], []
-        for source in sources:
-            try:
-                windows += [y for _, y in iter_windows(source, window, hop, sr)]
-            except AudioError as error:
-                skipped.append(str(error))
+        windows, _, skipped = self._read_windows(sources, window, hop)
         try:
             used = self.calibrate(windows)
         except ModelError as error:
             raise ModelError(" ".join([str(error), *skipped])) from None
         return Calibration(used, len(sources) - len(skipped), skipped, self.adapted)
+
+    def _read_windows(self, sources: Sequence, window: float,
+                      hop: float) -> tuple[list[np.ndarray], float, list[str]]:
+        """The windows of recordings at the pipeline's rate, the seconds they cover, and why each recording that
+        could not be read was skipped (so one bad file among several loses nothing)."""
+        from .audio import iter_windows
+
+        sr = self.pipeline.sample_rate
+        windows, seconds, skipped = [], 0.0, []
+        for source in sources:
+            try:
+                read = list(iter_windows(source, window, hop, sr))
+            except AudioError as error:
+                skipped.append(str(error))
+                continue
+            windows += [y for _, y in read]
+            seconds += read[-1][0] + len(read[-1][1]) / sr if read else 0.0
+        return windows, seconds, skipped
 
     def predict_samples(self, y: np.ndarray, *, hear: float = 0.0) -> Prediction:
         """Classify mono samples already at the pipeline's sample rate. With `hear` (the seconds of new speech

@@ -204,3 +204,36 @@ def test_a_student_who_keeps_one_emotion_is_not_adapted_out_of_it(shared_corpora
     heard = listening.timeline(windows, hear=0.5).windows
     assert listening.heard_seconds == pytest.approx(0.5 * len(windows))
     assert np.mean([w.label == "angry" for w in heard[24:]]) >= 0.9, [w.label for w in heard]
+
+
+def test_a_teacher_calibrates_a_room_with_recordings_and_forgets_it_for_another(shared_corpora, tmp_path):
+    """'Calibrate this room' adds recordings' speech to the room on disk (not to the voice), which every new
+    session then starts from; 'forget this room' returns to where a fresh install starts."""
+    from ser_core.errors import ModelError
+    from ser_core.inference import Predictor
+
+    shipped = Predictor.load()
+    students = [*sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))[:4],
+                *sorted((shared_corpora / "ravdess" / "Actor_06").glob("*.flac"))[:4]]
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not audio")
+    clip = shared_corpora / "ravdess" / "Actor_09" / "03-01-05-01-01-01-09.flac"
+    cold = shipped.for_session().predict(clip).probabilities
+
+    teacher = shipped.for_session()
+    heard = teacher.hear_room_files([*students, notes])
+    assert (heard.recordings, len(heard.skipped)) == (8, 1) and "notes.wav" in heard.skipped[0]
+    assert teacher.heard_seconds == 0  # a room, not a voice
+    room = adaptation.load_room(teacher.pipeline)
+    assert room is not None and room.seconds == pytest.approx(teacher.room_seconds) and room.seconds > 10
+    student = shipped.for_session()
+    assert student.room_seconds == pytest.approx(room.seconds)
+    assert student.predict(clip).probabilities != cold  # normalised by the room now
+
+    student.forget_room()
+    assert adaptation.load_room(student.pipeline) is None and student.room_seconds == 0
+    assert shipped.for_session().predict(clip).probabilities == cold
+    with pytest.raises(ModelError, match="no speech"):
+        student.hear_room_files([notes])
+    with pytest.raises(ModelError, match="does not use"):
+        Predictor.load("egemaps-svm").hear_room_files(students)

@@ -212,3 +212,16 @@ def test_a_model_that_adapts_to_voices_from_evaluate_to_predict(data_dir, tmp_pa
     assert heard.returncode == 0, heard.stderr
     assert re.search(r"calibrated voices on \d+ windows of the speaker's speech, from 10 recordings", heard.stderr)
     assert [line["probabilities"] for line in json_lines(heard.stdout)] != [line["probabilities"] for line in cold]
+
+
+def test_room_is_calibrated_with_recordings_shown_and_forgotten(shared_corpora):
+    recordings = sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))[:6]
+    assert "nothing heard yet" in ser("room").stdout
+    added = ser("room", "--add", *recordings, "--json")
+    assert added.returncode == 0, added.stderr
+    heard = json_lines(added.stdout)[0]
+    assert heard["model"] == "mfcc-prosody-logreg" and heard["seconds"] > 10
+    assert f"{heard['seconds']:.0f} s of speech heard" in ser("room").stdout  # kept on disk
+    assert "nothing heard yet" in ser("room", "--forget").stdout
+    refused = ser("room", "--model", "egemaps-svm")
+    assert refused.returncode == 2 and "does not use the room" in refused.stderr and "Traceback" not in refused.stderr

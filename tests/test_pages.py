@@ -185,6 +185,33 @@ def test_classify_adapts_the_default_model_to_other_recordings_of_the_speaker(mo
     assert at.metric[0].delta == f"{expected.probabilities[expected.label]:.0%} probability"
 
 
+def test_classify_calibrates_this_room_and_forgets_it(monkeypatch, data_root, shared_corpora):
+    """A teacher gives the room a few students' recordings (one of them not audio) before class, and forgets it
+    in another room; what the room heard is on disk for every session, and named on the page."""
+    from ser_core.adaptation import load_room
+
+    at = page("3_Classify.py", monkeypatch, data_root)
+    assert at.expander[-1].label == "This room: nothing heard yet"
+    students = [*sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))[:4],
+                *sorted((shared_corpora / "tess" / "OAF_neutral").glob("*.flac"))[:4]]
+    at.file_uploader(key="room_recordings").set_value(
+        [(path.name, path.read_bytes(), "audio/flac") for path in students] + [("notes.wav", b"hello", "audio/wav")]).run()
+    at.button(key="room_add").click().run()
+    assert not at.exception and not at.error
+    assert "from 8 recordings" in at.success[0].value and "notes.wav" in at.warning[0].value
+    room = load_room(Predictor.load().pipeline)
+    assert room is not None and room.seconds > 10
+    at.run()
+    assert at.expander[-1].label == f"This room: {room.seconds / 60:.1f} min of speech heard"
+    clip = shared_corpora / "ravdess" / "Actor_09" / "03-01-05-01-01-01-09.flac"
+    at.file_uploader[0].upload(clip.name, clip.read_bytes(), "audio/flac").run()
+    after = load_room(Predictor.load().pipeline)  # the room heard the upload too
+    assert after.seconds > room.seconds
+    assert f"relative to the {after.seconds:.0f} s of speech heard" in " ".join(caption.value for caption in at.caption)
+    at.button(key="room_forget").click().run()
+    assert not at.exception and "Forgotten" in at.success[0].value and load_room(Predictor.load().pipeline) is None
+
+
 def test_classify_with_the_unnormalised_compare_model_needs_no_calibration(monkeypatch, data_root, shared_corpora):
     at = page("3_Classify.py", monkeypatch, data_root)
     at.selectbox[0].select_index(at.selectbox[0].options.index("compare-ge2e-ridge-unnormalised (shipped)")).run()
@@ -232,7 +259,7 @@ def test_live_page_sets_up_the_microphone_stream(monkeypatch, data_root, webrtc_
     assert call["mode"].name == "SENDONLY"
     assert (at.slider(key="live_window").value, at.slider(key="live_hop").value) == (config.WINDOW, 0.5)
     assert any("NotAllowedError" in caption.value for caption in at.caption)
-    assert not at.info and [b.key for b in at.button] == ["new_voice"]  # the default needs no calibration
+    assert not at.info and [b.key for b in at.button] == ["new_voice", "room_add", "room_forget"]  # no calibration
     session = at.session_state["live_holder"]["session"]
     assert (session.window, session.hop, session.predictor.name) == (config.WINDOW, 0.5, "mfcc-prosody-logreg")
     at.slider(key="live_hop").set_value(1.0).run()  # new settings: a new stream with them
@@ -254,9 +281,12 @@ def test_live_page_adapts_to_a_voice_and_starts_over_for_the_next(monkeypatch, d
     assert session.predictor.heard_seconds >= 3
     at.run()
     assert "s of your voice" in " ".join(caption.value for caption in at.caption)
+    room = f"This room: {session.predictor.room_seconds / 60:.1f} min of speech heard"
+    assert at.expander[-1].label == room
     at.button(key="new_voice").click().run()
     assert session.predictor.heard_seconds == 0 and not at.exception
     assert "not adapted to your voice yet" in " ".join(caption.value for caption in at.caption)
+    assert at.expander[-1].label == room  # the next student starts from the room
 
 
 def test_live_page_says_what_is_wrong_with_the_ice_servers_and_starts_no_stream(monkeypatch, data_root,
