@@ -17,8 +17,40 @@ from ser_core import config, jobs
 from ser_core.errors import SerError
 
 _log = get_logger("ser_studio")
+# For Live and Record: what to do when the browser gives no microphone.
+MICROPHONE_ADVICE = (
+    "No microphone? *NotAllowedError*: the browser refused it: allow the microphone for this site (the icon left of "
+    "the address bar) and reload. *NotFoundError*, or \"An error has occurred\": this computer has no microphone "
+    "the browser can use: plug one in and reload."
+)
 UNEXPECTED = ("Something went wrong on this page (not with your input). Reload the page to try again; if it "
               "happens again, tell whoever runs the server: the details are in its log.")
+
+
+# The predicted emotion and its probability, readable from the back of a room.
+PROJECTOR_CSS = """
+[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
+.st-key-prediction [data-testid="stMetricValue"] { font-size: 3.5rem; font-weight: 700; }
+.st-key-prediction [data-testid="stMetricDelta"] { font-size: 1.6rem; }
+.st-key-prediction [data-testid="stMetricDelta"] div { font-size: 1.6rem; }
+"""
+
+
+# Presentation mode: everything larger, for a projector at the front of a room (Streamlit sizes in rem).
+PRESENTATION_CSS = """
+html { font-size: 22px; }
+[data-testid="stSidebar"] { font-size: 0.9rem; }
+"""
+
+
+def presentation_toggle() -> None:
+    """The sidebar's "Presentation mode" switch (also ?present=1 in the address), kept across pages: the app's
+    text and controls become large enough to read from the back of a classroom."""
+    if "presentation" not in st.session_state:
+        st.session_state["presentation"] = st.query_params.get("present") == "1"
+    if st.sidebar.toggle("Presentation mode", key="presentation",
+                         help="Larger text for a projector. Add ?present=1 to the address to start in it."):
+        st.html(f"<style>{PRESENTATION_CSS}</style>")
 
 
 def page_config(title: str | None = None) -> None:
@@ -32,6 +64,7 @@ def page_config(title: str | None = None) -> None:
         st.rerun()
     st.set_page_config(page_title=f"{title} · SER Studio" if title else "SER Studio", page_icon="🎙️",
                        layout="wide")
+    st.html(f"<style>{PROJECTOR_CSS}</style>")
 
 
 @st.cache_data(ttl=300, show_spinner="Reading the corpora…")
@@ -84,10 +117,11 @@ def upload_samples(upload, sr: int) -> np.ndarray:
     return np.concatenate([y for _, y in iter_windows(upload, config.WINDOW, config.WINDOW, sr, name=upload.name)])
 
 
-def classify_upload(model, upload):
+def classify_upload(model, upload, hear: bool = True):
     """An upload's Prediction and, for a clip longer than one window, its Timeline (else None), in a heavy-job
     slot; kept for the upload and model in this session, so a rerun (a click, a slider) does not classify again.
     A clip longer than LONG_CLIP is classified window by window (Predictor.predict_windows), in bounded memory.
+    With `hear`, a voice_norm model's room hears it (not an example clip: a studio, not this room).
     Raises SerError."""
     from copy import copy
     from hashlib import sha1
@@ -101,18 +135,18 @@ def classify_upload(model, upload):
         return kept[1]
     st.session_state.pop("classified", None)  # the previous upload's result goes before this one is computed
     # A voice_norm model hears this clip on a copy: the next upload may be another voice. The room keeps it.
-    listener = copy(model) if model.voice_norm else model
+    listener = copy(model) if model.voice_norm and hear else model
     with heavy_job("classifying your clip"):
         if is_long_clip(upload, name=upload.name):
-            timeline = listener.predict_windows(upload, name=upload.name, hear=True)
+            timeline = listener.predict_windows(upload, name=upload.name, hear=hear)
             result = timeline.overall(upload.name), timeline
         else:
             sr = model.pipeline.sample_rate
             y = peak_normalize(upload_samples(upload, sr))
             long_clip = len(y) / sr > config.WINDOW
-            result = (listener.predict_samples(y, hear=len(y) / sr),
+            result = (listener.predict_samples(y, hear=len(y) / sr if hear else 0.0),
                       model.timeline(windows_of(y, sr, config.WINDOW, config.HOP)) if long_clip else None)
-        if model.voice_norm:
+        if model.voice_norm and hear:
             listener.share_with_room()
             model.room = listener.room
     st.session_state["classified"] = key, result
@@ -150,7 +184,7 @@ def session_predictor(model: str):
 
 def voice_state(model, whose: str = "your") -> None:
     """For a voice_norm model: what it has adapted to, and a button that starts over for the next speaker."""
-    left, right = st.columns([3, 1])
+    left, right = st.columns([2, 1])
     left.caption(f"This model adapts to each voice as it hears it ({model.heard_description(whose)}).")
     if right.button("New voice", key="new_voice", help="Forget the voice heard so far, for the next speaker"):
         model.reset_voice()
@@ -231,7 +265,7 @@ def model_picker(label: str = "Model", key: str | None = None) -> dict | None:
         return None
     choice = st.selectbox(label, models, key=key,
                           format_func=lambda m: f"{m['name']} ({m['source']}{', default' if m['default'] else ''})")
-    st.caption(choice["summary"])
+    st.caption(choice["plain"])
     return choice
 
 
@@ -242,13 +276,50 @@ def audio_uploader(label: str = "A recording of one person speaking", key: str |
                             accept_multiple_files=multiple)
 
 
-def show_prediction(prediction, container=st) -> None:
-    """The top emotion and every emotion's probability."""
+def clip_to_classify(key: str, label: str = "Or your own recording of one person speaking"):
+    """The example buttons (two voices no model here has heard, one button per emotion), then the upload box.
+    Returns what was chosen last, as an upload (with a name), and its Example, or None for an upload."""
+    import io
+
+    from ser_core.corpora import example_clips
+
+    state = st.session_state.setdefault(key, {"example": None, "upload": None})
+    clips = example_clips()
+    if clips:
+        st.markdown("**Try an example**: actors that no model here has heard, one click each")
+        per_row = 3 if st.session_state.get("presentation") else 6  # larger buttons need more room each
+        for voice in dict.fromkeys(clip.voice for clip in clips):
+            mine = [clip for clip in clips if clip.voice == voice]
+            st.caption(voice.capitalize())
+            for row in range(0, len(mine), per_row):
+                for column, clip in zip(st.columns(per_row, gap="small"), mine[row:row + per_row]):
+                    if column.button(clip.label, key=f"{key}_{clip.path.stem}", use_container_width=True):
+                        state["example"] = clip
+    upload = audio_uploader(label, key=f"{key}_upload")
+    seen = (upload.name, upload.size) if upload is not None else None
+    if seen != state["upload"]:  # a new upload (or the box emptied) replaces the example
+        state.update(upload=seen, example=None)
+    example = state["example"]
+    if example is None:
+        return upload, None
+    chosen = io.BytesIO(example.path.read_bytes())
+    chosen.name = example.path.name
+    return chosen, example
+
+
+def show_prediction(prediction, container=st, example=None) -> None:
+    """The top emotion and its probability, large enough for a projector, and every emotion's probability; for
+    an example clip, what the actor was asked to act."""
     from ser_core import plots
 
     top = prediction.probabilities[prediction.label]
-    container.metric("Emotion", prediction.label, f"{top:.0%} probability", delta_color="off", delta_arrow="off")
-    container.plotly_chart(plots.probabilities(prediction.probabilities))
+    with container.container(key="prediction"):
+        left, right = st.columns([2, 3])
+        left.metric("Emotion", prediction.label, f"{top:.0%} probability", delta_color="off", delta_arrow="off")
+        if example is not None:
+            verdict = "right" if example.label == prediction.label else "wrong this time"
+            left.markdown(f"The actor was acting **{example.label}**: the model is {verdict}.")
+        right.plotly_chart(plots.probabilities(prediction.probabilities))
 
 
 def corpus_downloads(found: dict[str, int]) -> None:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ser_core import config  # noqa: E402
 from tests.e2e.test_browser import QUIET, free_port, wait_until_healthy  # noqa: E402
 
-PAGES = [("home", "", "Classify a clip"), ("Explore", "Explore", "Clips per emotion and corpus"),
+PAGES = [("home", "", "Try an example"), ("Explore", "Explore", "Clips per speaker"),
          ("Train", "Train", "Saved models"), ("Classify", "Classify", "Classify a clip"),
          ("Live", "Live", "Live microphone")]
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_common import catalog_or_message, clip_samples, corpus_downloads, heavy_job, page_config
 from ser_core import config, plots
-from ser_core.corpora import FILTERS, select
+from ser_core.corpora import FILTERS, clip_counts, select
 from ser_core.errors import SerError
 
 page_config("Explore")
@@ -25,22 +25,31 @@ with st.sidebar:
             chosen[column] = st.multiselect(column.capitalize(), values, key=f"filter_{column}")
 selected = select(clips, **chosen)
 
+if "downloaded" in st.session_state:  # a corpus downloaded from the page without data, now in the catalog
+    st.success(st.session_state.pop("downloaded"))
 st.write(f"**{len(selected)}** of {len(clips)} clips, {selected['speaker'].nunique()} speakers, "
          f"{selected['duration'].sum() / 60:.0f} minutes.")
-overview, clip_tab, augment_tab, health_tab, get_tab = st.tabs(["Overview", "Clips", "Augmentation", "Health report",
-                                                                "Get the corpora"])
+TABLE_ROWS = 200  # rows of the clip table sent to the browser; the filters narrow it
 
-with overview:
+
+def overview() -> None:
     if selected.empty:
         st.info("No clip matches these filters.")
-    else:
-        left, right = st.columns(2)
+        return
+    left, right = st.columns([3, 2])
+    left.markdown("**Clips per emotion and corpus**")
+    left.dataframe(clip_counts(selected, "corpus"))
+    right.markdown("**Clips per speaker**")
+    right.dataframe(selected.groupby("speaker").size().rename("clips"), height=250)
+    if st.toggle("Charts: emotions by corpus and by gender, clip durations", key="overview_charts"):
+        left, middle, right = st.columns(3)
         left.plotly_chart(plots.class_counts(selected, "corpus"))
-        right.plotly_chart(plots.class_counts(selected, "gender"))
-        left.plotly_chart(plots.durations(selected))
-        right.dataframe(selected.groupby("speaker").size().rename("clips"), height=300)
-        st.dataframe(selected[["corpus", "speaker", "gender", "label", "intensity", "statement", "duration",
-                               "sample_rate", "channels", "path"]], hide_index=True, height=300)
+        middle.plotly_chart(plots.class_counts(selected, "gender"))
+        right.plotly_chart(plots.durations(selected))
+    st.dataframe(selected[["corpus", "speaker", "gender", "label", "intensity", "statement", "duration",
+                           "sample_rate", "channels", "path"]].head(TABLE_ROWS), hide_index=True, height=300)
+    if len(selected) > TABLE_ROWS:
+        st.caption(f"The first {TABLE_ROWS} of {len(selected)} clips: filter in the sidebar to see others.")
 
 
 def show_clip(row, key: str) -> None:
@@ -67,41 +76,44 @@ def clip_label(i) -> str:
     return f"{row.corpus} · {row.speaker} · {row.label} · {row.path.rsplit('/', 1)[-1]}"
 
 
-with clip_tab:
+def clips_tab() -> None:
     if selected.empty:
         st.info("No clip matches these filters.")
-    else:
-        compare = st.toggle("Compare two clips side by side", key="compare")
-        columns = st.columns(2) if compare else [st.container()]
-        for n, column in enumerate(columns):
-            with column:
-                index = st.selectbox("Clip", selected.index, format_func=clip_label, key=f"clip_{n}",
-                                     index=min(n, len(selected) - 1))
-                show_clip(selected.loc[index], str(n))
+        return
+    compare = st.toggle("Compare two clips side by side", key="compare")
+    columns = st.columns(2) if compare else [st.container()]
+    for n, column in enumerate(columns):
+        with column:
+            index = st.selectbox("Clip", selected.index, format_func=clip_label, key=f"clip_{n}",
+                                 index=min(n, len(selected) - 1))
+            show_clip(selected.loc[index], str(n))
 
-with augment_tab:
-    from ser_core.augment import DEFAULT_RANGES, augment
+
+def augmentation() -> None:
+    from ser_core.augment import DEFAULT_RANGES, DESCRIPTIONS, MOST_AUDIBLE, augment
 
     if selected.empty:
         st.info("No clip matches these filters.")
-    else:
-        index = st.selectbox("Clip", selected.index, format_func=clip_label, key="augment_clip")
-        y = clip_samples(selected.loc[index].path)
-        kind = st.radio("Augmentation", ["noise", "stretch", "shift", "pitch"], horizontal=True, key="augment_kind")
-        name, low, high = DEFAULT_RANGES[kind]  # the range training draws from
-        value = st.slider(f"{kind}: {name}", low, high, high, key=f"augment_{kind}")
-        augmented = augment(y, config.SAMPLE_RATE, kind, seed=0, **{name: value})
-        before, after = st.columns(2)
-        with before:
-            st.audio(y, sample_rate=config.SAMPLE_RATE)
-            st.plotly_chart(plots.waveplot(y, config.SAMPLE_RATE, "Original"), key="augment_before")
-        with after:
-            st.audio(augmented, sample_rate=config.SAMPLE_RATE)
-            st.plotly_chart(plots.waveplot(augmented, config.SAMPLE_RATE, f"{kind}: {value:g}"), key="augment_after")
-        st.caption("In training, augmented copies are only ever added to the training folds: a copy of a test "
-                   "clip in training would let the model recognise the clip instead of the emotion.")
+        return
+    index = st.selectbox("Clip", selected.index, format_func=clip_label, key="augment_clip")
+    y = clip_samples(selected.loc[index].path)
+    kind = st.radio("Augmentation", ["noise", "stretch", "shift", "pitch"], horizontal=True, key="augment_kind")
+    name, low, high = DEFAULT_RANGES[kind]  # the range training draws from
+    value = st.slider(DESCRIPTIONS[kind], low, high, MOST_AUDIBLE[kind], key=f"augment_{kind}",
+                      help="The range training draws from.")
+    augmented = augment(y, config.SAMPLE_RATE, kind, seed=0, **{name: value})
+    before, after = st.columns(2)
+    with before:
+        st.audio(y, sample_rate=config.SAMPLE_RATE)
+        st.plotly_chart(plots.waveplot(y, config.SAMPLE_RATE, "Original"), key="augment_before")
+    with after:
+        st.audio(augmented, sample_rate=config.SAMPLE_RATE)
+        st.plotly_chart(plots.waveplot(augmented, config.SAMPLE_RATE, f"{kind}: {value:g}"), key="augment_after")
+    st.caption("In training, augmented copies are only ever added to the training folds: a copy of a test "
+               "clip in training would let the model recognise the clip instead of the emotion.")
 
-with health_tab:
+
+def health() -> None:
     from ser_core.corpora import check_health
 
     if st.button("Run the health check", key="health"):
@@ -109,5 +121,11 @@ with health_tab:
             report = check_health(config.data_root())
         st.text(report.summary())
 
-with get_tab:
-    corpus_downloads(clips["corpus"].value_counts().to_dict())
+
+# Only the open tab runs and is drawn: all five at once kept the browser busy for 4-5 s (bench/bench_pages.py).
+TABS = {"Overview": overview, "Clips": clips_tab, "Augmentation": augmentation, "Health report": health,
+        "Get the corpora": lambda: corpus_downloads(clips["corpus"].value_counts().to_dict())}
+for tab, draw in zip(st.tabs(list(TABS), key="explore_tab", on_change="rerun"), TABS.values()):
+    if tab.open:
+        with tab:
+            draw()

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_common import catalog_or_message, page_config, usable_models, waiting_message
-from ser_core import config, jobs, plots, reports
+from ser_core import config, glossary, jobs, plots, reports
 from ser_core.augment import AUGMENTATIONS
 from ser_core.bundles import PREDICTIONS_FILE, read_metadata
 from ser_core.corpora import select
@@ -16,7 +16,7 @@ from ser_core.evaluation import (ADAPTATION_DESCRIPTION, PROTOCOL_DESCRIPTIONS, 
                                  skipped_note)
 from ser_core.features import PIPELINES
 from ser_core.models import MODELS, OPTIMIZERS
-from ser_core.training import BASELINES, BOUNDS, TrainConfig, TrainingJob, TrainingRun, save_run
+from ser_core.training import BASELINES, BOUNDS, TrainConfig, TrainingJob, TrainingRun, run_progress, save_run
 
 MODEL_CHOICES = BASELINES + tuple(MODELS)
 
@@ -32,9 +32,10 @@ def show_result(result: dict, key: str) -> None:
     if result.get("skipped"):
         st.warning(skipped_note(result["skipped"], limit=3))
     a, b, c = st.columns(3)
-    a.metric("Accuracy", f"{pooled['accuracy']:.1%}")
-    b.metric("UAR (mean recall)", f"{pooled['uar']:.1%}")
-    c.metric("Macro F1", f"{pooled['macro_f1']:.1%}")
+    a.metric("Accuracy", f"{pooled['accuracy']:.1%}", help=glossary.TERMS["accuracy"])
+    b.metric("UAR", f"{pooled['uar']:.1%}", help=glossary.TERMS["UAR"])
+    c.metric("Macro F1", f"{pooled['macro_f1']:.1%}", help=glossary.TERMS["macro F1"])
+    st.caption(f"{glossary.chance(len(pooled['labels'])).capitalize()}: a model that guesses scores that.")
     left, right = st.columns(2)
     left.plotly_chart(plots.confusion(pooled), key=f"cm_{key}")
     right.plotly_chart(plots.confusion(pooled, normalize=True), key=f"cmn_{key}")
@@ -66,55 +67,86 @@ def number(column, label: str, name: str, value, **kwargs):
     return column.number_input(label, low, high, value, key=f"train_{name}", **kwargs)
 
 
+# "Quick demo": a fast model on a few RAVDESS actors: 4.4 s on 2 cores with no features cached (360 clips).
+QUICK_DEMO = {"model": "logreg", "features": "mfcc_prosody", "folds": 3}
+QUICK_DEMO_SPEAKERS = [f"ravdess_{n:02d}" for n in range(1, 7)]
+
+
 def train_form(clips: pd.DataFrame) -> tuple[TrainConfig, pd.DataFrame] | None:
-    """The form, filled with the last run's choices (hidden widgets forget theirs), so that the next run can change
-    a single thing; on Train, the config and the clips chosen, or None after saying what is wrong."""
+    """The model, then a form of the settings that apply to it, filled with the last run's choices (hidden
+    widgets forget theirs), so that the next run can change a single thing; on Train, the config and the clips
+    chosen, or None after saying what is wrong."""
     corpus_names, speaker_names = sorted(clips["corpus"].unique()), sorted(clips["speaker"].unique())
     last = {**TrainConfig(model=MODEL_CHOICES[0]).to_dict(), "features": "", "corpora": corpus_names,
             "speakers": [], **st.session_state.get("train_form", {})}
+    if "ravdess" in corpus_names and st.button(
+            "Quick demo: train a fast model on 6 actors", key="quick_demo",
+            help="Logistic regression on mfcc_prosody features, 6 RAVDESS actors, 3 folds by speaker: seconds"):
+        chosen = select(clips, corpus=["ravdess"], speaker=QUICK_DEMO_SPEAKERS)
+        # The form comes back with these settings, to change one thing and train again.
+        st.session_state["train_form"] = {**last, **QUICK_DEMO, "corpora": ["ravdess"],
+                                          "speakers": sorted(set(chosen["speaker"]))}
+        return TrainConfig(**QUICK_DEMO), chosen
+    # Outside the form, so that choosing a model redraws the form with only the settings that apply to it.
+    model = st.selectbox("Model", MODEL_CHOICES, index=MODEL_CHOICES.index(last["model"]), key="train_model",
+                         help="svm, logreg, ridge: scikit-learn, seconds on a CPU; the others: Keras neural "
+                              "networks, minutes")
+    keras = model not in BASELINES
+    default_features = MODELS[model][1] if keras else config.DEFAULT_FEATURES
     feature_names, protocols = ["", *PIPELINES], list(PROTOCOL_DESCRIPTIONS)
     with st.form("train"):
-        left, middle, right = st.columns(3)
-        corpora = left.multiselect("Corpora", corpus_names, key="train_corpora",
-                                   default=[c for c in last["corpora"] if c in corpus_names])
-        speakers = left.multiselect("Only these speakers (empty: all)", speaker_names, key="train_speakers",
-                                    default=[s for s in last["speakers"] if s in speaker_names])
+        top_left, top_right = st.columns([2, 3])  # wide enough for whole names
+        corpora = top_left.multiselect("Corpora", corpus_names, key="train_corpora",
+                                       default=[c for c in last["corpora"] if c in corpus_names])
+        speakers = top_right.multiselect("Only these speakers (empty: all)", speaker_names, key="train_speakers",
+                                         default=[s for s in last["speakers"] if s in speaker_names])
+        left, right = st.columns(2)
         choice = dict(
-            model=middle.selectbox("Model", MODEL_CHOICES, index=MODEL_CHOICES.index(last["model"]),
-                                   key="train_model"),
-            features=middle.selectbox("Features", feature_names, index=feature_names.index(last["features"]),
-                                      format_func=lambda f: f or "the model's default", key="train_features"),
-            protocol=middle.radio("Protocol", protocols, index=protocols.index(last["protocol"]),
+            model=model,
+            features=left.selectbox("Features", feature_names, index=feature_names.index(last["features"]),
+                                      format_func=lambda f: f or f"{default_features} (the model's default)",
+                                      key="train_features"),
+            protocol=left.radio("Protocol", protocols, index=protocols.index(last["protocol"]),
                                   captions=list(PROTOCOL_DESCRIPTIONS.values()), key="train_protocol"),
-            folds=number(right, "Folds", "folds", last["folds"]),
-            epochs=number(right, "Epochs (Keras models)", "epochs", last["epochs"]),
-            batch_size=number(right, "Batch size", "batch_size", last["batch_size"]),
-            learning_rate=number(right, "Learning rate", "learning_rate", last["learning_rate"], format="%.5f"),
-            dropout=right.slider("Dropout", *BOUNDS["dropout"], last["dropout"], key="train_dropout"),
-            optimizer=right.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(last["optimizer"]),
-                                      key="train_optimizer"),
+            folds=number(right, "Folds", "folds", last["folds"], help=glossary.TERMS["fold"]),
             augmentation=left.multiselect("Augmentation (training folds only)", AUGMENTATIONS,
                                           default=last["augmentation"], key="train_augmentation"),
-            speaker_norm=left.checkbox("Per-speaker normalisation", last["speaker_norm"], key="train_speaker_norm"),
-            adapt=left.checkbox("Adapt to the test speakers", last["adapt"], key="train_adapt",
-                                help=f"For {', '.join(BASELINES)}: self-trains each fold's model on its test clips, "
-                                     "without their labels, as a model does once it has heard a speaker's whole "
-                                     "session."),
-            voice_norm=left.checkbox("Normalise by what it hears", last["voice_norm"], key="train_voice_norm",
-                                     help=f"For {', '.join(BASELINES)}: works on one clip of a new voice and adapts "
-                                          "as it hears the room and the voice (the default model does)."),
-            scoring=left.selectbox("Score test clips", SCORINGS, index=SCORINGS.index(last["scoring"]),
-                                   key="train_scoring", help="With normalisation by what it hears: "
-                                   + "; ".join(f"{name}: {text.format(clips=config.VOICE_CLIPS)}"
-                                               for name, text in SCORING_DESCRIPTIONS.items())),
-            voice_clips=number(left, "Clips of each test voice heard first (voice scoring)", "voice_clips",
-                               last["voice_clips"]),
             merge_calm=left.checkbox("Count calm as neutral", last["merge_calm"], key="train_merge_calm",
                                      help="Calm exists only in RAVDESS; on other corpora a model that keeps it "
                                           "recognises neutral less."),
         )
+        normalisation = left.radio(
+            "Normalisation", ("none", "per speaker", "by what it hears") if not keras else ("none", "per speaker"),
+            index=1 if last["speaker_norm"] else 2 if last["voice_norm"] and not keras else 0,
+            key="train_normalisation",
+            help=f"Per speaker: {glossary.TERMS['per-speaker normalisation']} By what it hears: works on one clip "
+                 "of a new voice and adapts as it hears the room and the voice (the default model does).")
+        choice.update(speaker_norm=normalisation == "per speaker", voice_norm=normalisation == "by what it hears")
+        if keras:
+            choice.update(
+                epochs=number(right, "Epochs", "epochs", last["epochs"]),
+                batch_size=number(right, "Batch size", "batch_size", last["batch_size"]),
+                learning_rate=number(right, "Learning rate", "learning_rate", last["learning_rate"],
+                                     format="%.5f"),
+                dropout=right.slider("Dropout", *BOUNDS["dropout"], last["dropout"], key="train_dropout"),
+                optimizer=right.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(last["optimizer"]),
+                                          key="train_optimizer"),
+                adapt=False)  # scikit-learn models only
+        else:
+            choice.update(
+                adapt=right.checkbox("Adapt to the test speakers", last["adapt"], key="train_adapt",
+                                     help="Self-trains each fold's model on its test clips, without their labels, "
+                                          "as a model does once it has heard a speaker's whole session."),
+                scoring=right.selectbox("Score test clips (normalised by what it hears)", SCORINGS,
+                                        index=SCORINGS.index(last["scoring"]), key="train_scoring",
+                                        help="; ".join(f"{name}: {text.format(clips=config.VOICE_CLIPS)}"
+                                                       for name, text in SCORING_DESCRIPTIONS.items())),
+                voice_clips=number(right, "Clips of each test voice heard first (voice scoring)", "voice_clips",
+                                   last["voice_clips"]))
         if not st.form_submit_button("Train", type="primary"):
             return None
+    remembered = {name: last[name] for name in TrainConfig().to_dict() if name in last}  # what is hidden now
+    choice = {**remembered, **choice}
     st.session_state["train_form"] = {**choice, "corpora": corpora, "speakers": speakers}
     try:
         cfg = TrainConfig(**choice)
@@ -136,10 +168,9 @@ def show_progress() -> None:
     if job.ahead and not job.done:
         st.info(waiting_message(job.ahead, "training"))
     events = list(job.events)
-    features = [e for e in events if e.kind == "features"]
-    if features and not job.done:
-        last = features[-1]
-        st.progress(last.done / max(last.total, 1), text=f"{last.metrics['stage']}: {last.done}/{last.total} clips")
+    if not job.done:
+        share, text = run_progress(events)
+        st.progress(min(1.0, share), text=text)
     folds_done = [e for e in events if e.kind == "fold"]
     if folds_done:
         st.caption(" · ".join(f"fold {e.fold + 1}/{e.folds}: {e.metrics['accuracy']:.1%}" for e in folds_done))

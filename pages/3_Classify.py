@@ -7,7 +7,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from app_common import (audio_uploader, calibrated_predictor, catalog, classify_upload, heavy_job, model_picker,
+from app_common import (audio_uploader, calibrated_predictor, catalog, classify_upload, clip_to_classify, heavy_job,
+                        model_picker,
                         page_config, predictor, room_panel, session_predictor, show_prediction, upload_samples)
 from ser_core import config, explain, plots
 from ser_core.errors import SerError
@@ -37,7 +38,7 @@ def explanation(model, model_path: str, upload, y, sr: int) -> None:
     as recorded (upload_samples)."""
     from ser_core.audio import peak_normalize
 
-    st.subheader("Explain this prediction")
+    st.subheader("Why this answer?")
     duration = len(y) / sr
     start = 0.0
     if duration > explain.EXPLAIN_WINDOW:
@@ -152,7 +153,7 @@ if needs_calibration:
     recordings = audio_uploader("Recordings of the same speaker, to calibrate on", "calibration", multiple=True)
     st.caption("This model hears how a voice departs from its usual self: give it 20-30 s or more of this "
                "speaker's speech, in several moods if you can (the clip to classify may be one of them).")
-upload = audio_uploader()
+upload, example = clip_to_classify("classify_clip")
 if adapts:
     recordings = audio_uploader("Optional: other recordings of the same speaker, to adapt to their voice",
                                 "calibration", multiple=True)
@@ -170,19 +171,20 @@ elif upload is not None and choice is not None:
         else:
             model = session_predictor(model_path)
         sr = model.pipeline.sample_rate
-        prediction, timeline = classify_upload(model, upload)
+        prediction, timeline = classify_upload(model, upload, hear=example is None)
         y = upload_samples(upload, sr)
     except SerError as error:
         st.error(str(error))
     else:
-        if adapts and not recordings:
-            st.caption(f"Each clip is classified alone, relative to the {model.room_seconds:.0f} s of speech heard "
-                       "in this room so far; add other recordings of the speaker above to adapt to their voice.")
+        if adapts and not recordings and example is None:
+            heard = (f"relative to the {model.room_seconds:.0f} s of speech heard in this room so far"
+                     if model.room_seconds >= 1 else "by the voices it was trained on (this room is not heard yet)")
+            st.caption(f"Each clip is classified alone, {heard}; add other recordings of the speaker above to adapt "
+                       "to their voice.")
+        show_prediction(prediction, example=example)
         st.audio(upload)
-        left, right = st.columns(2)
-        show_prediction(prediction, left)
-        right.plotly_chart(plots.waveplot(y, sr))
-        if timeline is not None:
+        st.plotly_chart(plots.waveplot(y, sr))
+        if timeline is not None and timeline.worth_showing:
             summary = timeline.summary()
             st.subheader("Over time")
             st.caption(f"{len(timeline.windows)} windows of {config.WINDOW:g} s every {config.HOP:g} s; "

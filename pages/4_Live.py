@@ -5,16 +5,16 @@ import time
 
 import streamlit as st
 
-from app_common import model_picker, page_config, predictor, room_panel, voice_state
-from ser_core import config, plots
+from app_common import MICROPHONE_ADVICE, model_picker, page_config, predictor, room_panel, voice_state
+from ser_core import config, glossary, plots
 from ser_core.errors import SerError
 
 REDRAW = 0.25  # s; how often the input level meter is redrawn while no result comes
 
 page_config("Live")
 st.title("Live microphone")
-st.caption("Speak for a few seconds: every hop, the last window of speech is classified. Windows without speech "
-           "are shown as silence. Your audio stays on this server and is never stored unless you download it.")
+st.caption("Press START and speak: the emotion of your last few seconds appears as you talk. Your audio stays "
+           "on this server and is kept only if you download it.")
 
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 
@@ -22,8 +22,9 @@ from ser_core.live import LiveSession  # noqa: E402
 
 choice = model_picker(key="live_model")
 left, right = st.columns(2)
-window = left.slider("Window (s)", 1.0, 6.0, config.WINDOW, 0.5, key="live_window")
-hop = right.slider("Hop (s)", 0.25, 2.0, 0.5, 0.25, key="live_hop")
+window = left.slider("Window (s)", 1.0, 6.0, config.WINDOW, 0.5, key="live_window", help=glossary.TERMS["window"])
+hop = right.slider("Hop (s)", 0.25, 2.0, 0.5, 0.25, key="live_hop", help=glossary.TERMS["hop"])
+st.caption(f"Each result is the last {window:g} s of sound (the window); a new one comes every {hop:g} s (the hop).")
 if choice is None:
     st.stop()
 model_path = choice["path"]
@@ -79,12 +80,9 @@ context = webrtc_streamer(
     key="live-microphone", mode=WebRtcMode.SENDONLY, audio_frame_callback=on_audio,
     media_stream_constraints={"audio": {"echoCancellation": False, "noiseSuppression": False,
                                         "autoGainControl": False}, "video": False},
-    rtc_configuration={"iceServers": ice})
-st.caption("After START the browser asks for the microphone. If the box above says *NotAllowedError* "
-           "(permission denied), the browser refused it: allow the microphone for this site (the icon at the left "
-           "of the address bar, or the browser's site settings), reload, and press START again. *NotFoundError* "
-           "means this computer has no microphone the browser can use: plug one in, reload and press START. "
-           "Nothing runs on the server until a stream starts.")
+    rtc_configuration={"iceServers": ice},
+    translations={"select_device": "Choose microphone ▾"})  # reads as a control, not as plain text
+st.caption(MICROPHONE_ADVICE)
 with st.expander("Using it from another computer"):
     st.markdown(f"On one machine no extra servers are needed. Across a network, the browser and this server must "
                 f"reach each other: set `{config.ICE_SERVERS_ENV}` to a JSON list of STUN (and, behind strict "

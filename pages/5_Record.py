@@ -63,6 +63,7 @@ label = right.selectbox("Emotion", config.LABELS, key="label")
 source = st.radio("Source", ("Record", "Upload a file"), horizontal=True, key="source")
 if source == "Record":
     clip = st.audio_input("Record one utterance", sample_rate=config.RECORDING_RATE, key=f"record_{state['round']}")
+    st.caption(app_common.MICROPHONE_ADVICE + " Or choose **Upload a file**.")
 else:
     clip = app_common.audio_uploader(key=f"upload_{state['round']}")
 usable = False
@@ -76,7 +77,18 @@ if clip is not None:
         if source != "Record":  # the recorder plays its own recording back
             st.audio(y, sample_rate=config.RECORDING_RATE)
         st.caption(f"{len(y) / config.RECORDING_RATE:.1f} s; saved as mono {config.RECORDING_RATE} Hz WAV.")
-if st.button("Save clip", type="primary", disabled=not (usable and corpus), key="save"):
+try:
+    recordings.check_writable()
+    writable = True
+except SerError as error:
+    st.error(str(error))
+    writable = False
+needed = (("record or upload a clip", usable), ("name the corpus", corpus), ("enter the speaker", speaker.strip()),
+          ("choose a data folder you can write to", writable))
+missing = [what for what, ok in needed if not ok]
+if missing:
+    st.caption("To save: " + ", ".join(missing) + ".")
+if st.button("Save clip", type="primary", disabled=bool(missing), key="save"):
     try:
         row = recordings.add_clip(corpus, clip, name=clip.name, speaker=speaker, label=label,
                                   gender=None if gender == GENDER_CHOICES[0] else gender)

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app_common import catalog_or_message, page_config
-from ser_core import config, plots
+from ser_core import config, glossary, plots
 from ser_core.errors import SerError
 
 page_config("Lesson")
@@ -16,41 +16,27 @@ st.write("Most speech-emotion demos report accuracy from a random split of the c
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def run_lesson(chosen: pd.DataFrame, features: str, classifier: str, folds: int, _progress=None) -> dict:
-    """The three evaluations as dicts; cached, so a class that opens the page again sees them at once."""
-    from ser_core.lesson import leakage_lesson, new_corpus_lesson
+    """Every part of the lesson as plain data; cached, so a class that opens the page again sees it at once."""
+    from ser_core.lesson import lesson_results
 
-    lesson = leakage_lesson(chosen, features=features, classifier=classifier, folds=folds, progress=_progress)
-    shown = {"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
-             "normalised": lesson.speaker_normalized.to_dict(),
-             "inflation": lesson.inflation, "gain": lesson.normalization_gain}
-    if chosen["corpus"].nunique() > 1:
-        corpus = new_corpus_lesson(chosen, features=features, classifier=classifier, folds=folds,
-                                   progress=_progress)
-        shown["new_corpus"] = {"speaker": corpus.speaker.to_dict(), "corpus": corpus.new_corpus.to_dict(),
-                               "room": corpus.new_corpus_room.to_dict(), "drop": corpus.drop,
-                               "room_gain": corpus.room_gain}
-    return shown
+    return lesson_results(chosen, features=features, classifier=classifier, folds=folds, progress=_progress)
 
 
 def show_side(result: dict, heading: str, key: str) -> None:
     st.subheader(heading)
     pooled = result["pooled"]
     a, b = st.columns(2)
-    a.metric("Accuracy", f"{pooled['accuracy']:.1%}")
-    b.metric("UAR (mean recall)", f"{pooled['uar']:.1%}")
-    st.caption(f"Protocol: **{result['protocol']}** ({result['description']})"
-               + (", per-speaker normalisation" if result["speaker_norm"] else "")
+    a.metric("Accuracy", f"{pooled['accuracy']:.1%}", help=glossary.TERMS["accuracy"])
+    b.metric("UAR", f"{pooled['uar']:.1%}", help=glossary.TERMS["UAR"])
+    st.caption(f"{glossary.chance(len(pooled['labels']))} · Protocol: **{result['protocol']}** "
+               f"({result['description']})" + (", per-speaker normalisation" if result["speaker_norm"] else "")
                + f" · {result['folds']} folds · {result['n_clips']} clips, {result['n_speakers']} speakers")
     st.plotly_chart(plots.confusion(pooled, normalize=True), key=f"lesson_cm_{key}")
 
 
-def compare(first: tuple[str, dict, str], second: tuple[str, dict, str], what: str, gain: float, why: str) -> None:
-    """Two (heading, result, key) side by side, the accuracy one adds over the other, and why."""
-    for column, (heading, result, key) in zip(st.columns(2), (first, second)):
-        with column:
-            show_side(result, heading, key)
-    st.metric(what, f"{gain:+.1%} accuracy", delta_color="off")
-    st.markdown(why)
+def points(gain: float) -> str:
+    """A difference between two shares, in percentage points: "+13.0 points"."""
+    return f"{100 * gain:+.1f} points"
 
 
 clips = catalog_or_message()
@@ -62,13 +48,14 @@ from ser_core.corpora import select  # noqa: E402
 from ser_core.evaluation import skipped_note  # noqa: E402
 from ser_core.features import PIPELINES  # noqa: E402
 from ser_core.lesson import (  # noqa: E402
-    WHY_A_NEW_CORPUS_IS_HARDER, WHY_NORMALISATION_HELPS, WHY_RANDOM_INFLATES,
+    WHY_A_NEW_CORPUS_IS_HARDER, WHY_NORMALISATION_HELPS, WHY_RANDOM_INFLATES, precomputed_lesson,
 )
 
 names = sorted(clips["corpus"].unique())
 with st.form("lesson_settings"):
-    left, middle, right = st.columns(3)
-    corpora = left.multiselect("Corpora", names, default=["ravdess"] if "ravdess" in names else names[:1])
+    left, middle, right = st.columns([2, 1, 1])  # the corpora's names whole
+    shipped = [name for name in ("ravdess", "tess") if name in names]  # the lesson shipped precomputed
+    corpora = left.multiselect("Corpora", names, default=shipped or names[:1])
     features = middle.selectbox("Features", list(PIPELINES), index=list(PIPELINES).index(config.DEFAULT_FEATURES))
     classifier = middle.selectbox("Classifier", list(CLASSIFIERS),
                                   index=list(CLASSIFIERS).index(config.DEFAULT_CLASSIFIER))
@@ -86,17 +73,28 @@ if go:
 
 lesson = st.session_state.get("lesson")
 if lesson is None:
-    st.caption("eGeMAPS features of RAVDESS take about half a minute the first time, then a few seconds.")
-    st.stop()
+    lesson = precomputed_lesson(select(clips, corpus=corpora), features, classifier, int(folds))
+    if lesson is None:
+        st.caption("The first run extracts every clip's features (then they are kept), and evaluates the model "
+                   "several times over.")
+        st.stop()
+    st.caption("Computed in advance on these clips and settings: **Run the lesson** computes it again.")
 
 if lesson["speaker"].get("skipped"):
     st.warning(skipped_note(lesson["speaker"]["skipped"], limit=3))
-compare(("Random split", lesson["random"], "random"), ("By speaker", lesson["speaker"], "speaker"),
-        "What the random split adds", lesson["inflation"], WHY_RANDOM_INFLATES)
+for column, (heading, key) in zip(st.columns(2), (("Random split", "random"), ("By speaker", "speaker"))):
+    with column:
+        show_side(lesson[key], heading, key)
+st.metric("What the random split adds", points(lesson["inflation"]), delta_color="off",
+          help="Accuracy under the random split minus accuracy by speaker.")
+st.markdown(WHY_RANDOM_INFLATES)
 st.header("Per-speaker normalisation")
-compare(("By speaker", lesson["speaker"], "speaker_raw"),
-        ("By speaker, each voice normalised by itself", lesson["normalised"], "normalised"),
-        "What normalisation adds, honestly", lesson["gain"], WHY_NORMALISATION_HELPS)
+left, right = st.columns(2)
+with left:
+    show_side(lesson["normalised"], "By speaker, each voice normalised by itself", "normalised")
+right.metric("What normalisation adds, honestly", points(lesson["gain"]), delta_color="off",
+             help="Accuracy by speaker with normalisation minus accuracy by speaker (above) without it.")
+right.markdown(WHY_NORMALISATION_HELPS)
 st.header("A corpus it never heard")
 new_corpus = lesson.get("new_corpus")
 if new_corpus is None:
@@ -107,6 +105,6 @@ for column, (heading, result) in zip(st.columns(3), (("New voices, known corpora
                                                      ("...after hearing its room", new_corpus["room"]))):
     column.metric(heading, f"UAR {result['pooled']['uar']:.1%}")
     column.caption(result["description"] + (f"; {result['scoring']}" if result.get("scoring") else ""))
-st.metric("What a new corpus costs", f"{-new_corpus['drop']:+.1%} UAR; the room gives back "
-          f"{new_corpus['room_gain']:+.1%}", delta_color="off")
+st.metric("What a new corpus costs", f"{points(-new_corpus['drop'])} of UAR; the room gives back "
+          f"{points(new_corpus['room_gain'])}", delta_color="off")
 st.markdown(WHY_A_NEW_CORPUS_IS_HARDER)

@@ -23,6 +23,17 @@ DEFAULT_RANGES: dict[str, tuple[str, float, float]] = {
 }
 
 
+# For a listener (the Explore page): each parameter in words, and where its slider starts, at the setting in
+# DEFAULT_RANGES that changes the sound most (noise at 30 dB is hard to hear at all).
+DESCRIPTIONS: dict[str, str] = {
+    "noise": "noise: signal-to-noise ratio in dB (lower = noisier)",
+    "stretch": "speed (above 1 = faster, below 1 = slower)",
+    "shift": "shift in seconds (above 0 = starts later)",
+    "pitch": "pitch shift in semitones (above 0 = higher)",
+}
+MOST_AUDIBLE: dict[str, float] = {"noise": 15.0, "stretch": 1.25, "shift": 0.5, "pitch": 4.0}
+
+
 def augment(y: np.ndarray, sr: int, kind: str, *, seed: int = 0,
             **params: float | None) -> np.ndarray:
     """An augmented float32 copy of mono `y` at the same `sr`.

@@ -410,8 +410,25 @@ def list_models() -> list[dict]:
                 found.append(_listing(_read_metadata(path), source, path))
             except ModelError as error:
                 found.append({"name": path.name, "source": source, "path": str(path), "summary": f"broken: {error}",
+                              "plain": f"Cannot be used: {error}",
                               "default": False, "speaker_norm": False, "voice_norm": False, "broken": str(error)})
     return sorted(found, key=lambda m: not m["default"])  # stable: shipped before user, by name
+
+
+def _plain_summary(metadata: dict, protocol: str | None, result: dict, new_corpus: dict) -> str:
+    """What a class needs to know of a model, without jargon: what it needs, how often it is right on voices it
+    never heard, and what chance would give."""
+    labels = metadata["labels"]
+    text = ("Needs 20-30 s of the speaker's voice first. " if metadata.get("speaker_norm") else
+            "Adapts to each voice and room it hears. " if metadata.get("voice_norm") else "")
+    heard = {"speaker": "on speakers it never heard", "corpus": "on a corpus it never heard",
+             "random": "on a random split (speakers it had heard: flattering)"}.get(protocol or "")
+    if result and heard:
+        text += f"Right {result['accuracy']:.0%} of the time {heard}"
+        if new_corpus and protocol == "speaker":
+            text += f", about {next(iter(new_corpus.values())):.0%} on a corpus it never heard"
+        text += f" (chance: {1 / len(labels):.0%} for {len(labels)} emotions)."
+    return text
 
 
 def _listing(metadata: dict, source: str, path: Path) -> dict:
@@ -430,6 +447,7 @@ def _listing(metadata: dict, source: str, path: Path) -> dict:
                + ("; on a corpus it never heard: UAR "
                   + ", ".join(f"{uar:.1%} {how}" for how, uar in new_corpus.items()) if new_corpus else ""))
     return {"name": metadata["name"], "source": source, "path": str(path), "summary": summary,
+            "plain": _plain_summary(metadata, evaluation.get("protocol"), result, new_corpus),
             "default": source == "shipped" and metadata["name"] == config.DEFAULT_MODEL,
             "speaker_norm": bool(metadata.get("speaker_norm")), "voice_norm": bool(metadata.get("voice_norm")),
             "broken": None,

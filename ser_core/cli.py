@@ -136,21 +136,29 @@ def cmd_evaluate(args) -> int:
 
 def cmd_lesson(args) -> int:
     from .corpora import build_catalog
-    from .lesson import leakage_lesson
+    from .lesson import lesson_results, store_precomputed_lesson
 
     catalog = build_catalog(args.data_dir, _corpus_list(args.corpus))
-    lesson = leakage_lesson(catalog, features=args.features, classifier=args.classifier, folds=args.folds,
+    lesson = lesson_results(catalog, features=args.features, classifier=args.classifier, folds=args.folds,
                             seed=args.seed, n_jobs=args.jobs, progress=_progress_bars())
+    if args.precompute:
+        stored = store_precomputed_lesson(catalog, args.features, args.classifier, args.folds, args.seed, lesson)
+        print(f"stored for the Lesson page in {stored}", file=sys.stderr)
     if args.json:
-        _print_json({"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
-                     "speaker_normalized": lesson.speaker_normalized.to_dict(),
-                     "inflation": lesson.inflation, "normalization_gain": lesson.normalization_gain})
+        _print_json(lesson)
         return 0
-    for title, result in (("Random split", lesson.random), ("By speaker", lesson.speaker),
-                          ("By speaker, per-speaker normalisation", lesson.speaker_normalized)):
-        print(f"== {title}\n{_format_result(result)}\n")
-    print(f"The random split adds {lesson.inflation:+.1%} accuracy; per-speaker normalisation adds "
-          f"{lesson.normalization_gain:+.1%}, honestly.")
+    for title, key in (("Random split", "random"), ("By speaker", "speaker"),
+                       ("By speaker, per-speaker normalisation", "normalised")):
+        result = lesson[key]
+        print(f"{title}: accuracy {result['pooled']['accuracy']:.1%}, UAR {result['pooled']['uar']:.1%} "
+              f"({result['description']}; {result['folds']} folds, {result['n_clips']} clips)")
+    print(f"The random split adds {100 * lesson['inflation']:+.1f} points of accuracy; per-speaker normalisation "
+          f"adds {100 * lesson['gain']:+.1f}, honestly.")
+    if "new_corpus" in lesson:
+        part = lesson["new_corpus"]
+        print(f"A corpus it never heard: UAR {part['corpus']['pooled']['uar']:.1%} against "
+              f"{part['speaker']['pooled']['uar']:.1%} by speaker; hearing its room gives back "
+              f"{100 * part['room_gain']:+.1f} points.")
     return 0
 
 
@@ -453,8 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="self-train each fold's model on its test clips, unlabelled (a transductive protocol)")
     voice_norm(p)
 
-    p = command("lesson", cmd_lesson, "the leakage lesson: one model split at random, by speaker, and normalised")
+    p = command("lesson", cmd_lesson, "the leakage lesson: one model split at random, by speaker, and normalised "
+                                      "(and, with two corpora or more, one held out whole)")
     modelling(p, protocol=False)
+    p.add_argument("--precompute", action="store_true",
+                   help="also store the results for the Lesson page, which then shows them at once for these "
+                        "clips and settings")
 
     p = command("train", cmd_train, "evaluate a model under a protocol, then fit it on all data and save it")
     p.add_argument("--name", required=True, help="model name")

@@ -6,6 +6,7 @@ command-line option; the values here are the defaults.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,11 @@ DATA_DIR_ENV = "SER_DATA_DIR"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 CACHE_DIR_ENV = "SER_CACHE_DIR"
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
+# A few clips of voices no model heard, for a first try on a fresh clone (examples/README.md: licence, choice);
+# training.train leaves their speakers out, so the examples stay new voices to every model trained here.
+EXAMPLES_DIR = PROJECT_ROOT / "examples"
+EXAMPLE_SPEAKERS: tuple[str, ...] = ("cremad_1090", "cremad_1091")
+PRECOMPUTED_LESSONS = SHIPPED_MODELS_DIR / "lessons.json"  # the Lesson page's results, computed in advance
 DEFAULT_MODEL = "mfcc-prosody-logreg"   # folder under models/ used when no model is named
 GE2E_WEIGHTS = SHIPPED_MODELS_DIR / "ge2e-encoder" / "weights.npz"  # the ge2e pipelines' speaker encoder
 USER_MODELS_ENV = "SER_USER_MODELS_DIR"
@@ -104,6 +110,19 @@ def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV]).expanduser()
     return DEFAULT_DATA_DIR
+
+
+def set_data_dir_from_args(argv: Sequence[str] | None = None) -> None:
+    """The app's own arguments (`streamlit run streamlit_app.py -- --data-dir D`): --data-dir sets $SER_DATA_DIR
+    for this server, as --data-dir does for one command of the command line. Other arguments are left alone."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--data-dir")
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if known.data_dir:
+        os.environ[DATA_DIR_ENV] = known.data_dir
 
 
 def cache_dir() -> Path:

@@ -190,6 +190,36 @@ def parse_name(path: Path) -> dict | None:
     return None
 
 
+@dataclass(frozen=True)
+class Example:
+    """One of the shipped example clips (config.EXAMPLES_DIR): a voice no model trained here has heard."""
+
+    path: Path
+    label: str
+    speaker: str
+    voice: str  # who speaks, in words: "a man of 50"
+
+
+# Who speaks in each example clip (examples/README.md), by CREMA-D actor.
+_EXAMPLE_VOICES = {"cremad_1090": "a man of 50", "cremad_1091": "a woman of 29"}
+
+
+def example_clips() -> list[Example]:
+    """The shipped example clips, by voice then emotion; none when the folder is missing (a trimmed install)."""
+    clips = []
+    for path in sorted(config.EXAMPLES_DIR.glob("*.flac")):
+        row = parse_name(path)
+        if row and row["speaker"] in _EXAMPLE_VOICES:
+            clips.append(Example(path, row["label"], row["speaker"], _EXAMPLE_VOICES[row["speaker"]]))
+    return clips
+
+
+def clip_counts(catalog: pd.DataFrame, by: str = "corpus") -> pd.DataFrame:
+    """Clips per emotion (rows, in config.LABELS order) and per value of `by` (columns: corpus, gender...)."""
+    counts = catalog.groupby(["label", by]).size().unstack(fill_value=0)
+    return counts.reindex([label for label in config.LABELS if label in counts.index])
+
+
 def corpus_slug(name: str) -> str:
     """A folder name as a custom corpus name, never one of the named corpora's (their speakers would mix)."""
     slug = re.sub(r"[\W_]+", "-", name.casefold()).strip("-") or "custom"

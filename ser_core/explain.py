@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ N_FFT, HOP = 512, 160
 N_MELS = 64                 # rows of the log-mel image shown under the map
 EXPLAIN_WINDOW = 4.0        # s
 DEFAULT_BANDS, DEFAULT_SEGMENTS = 6, 8
+QUIET_PATCH_DB = -40.0      # a patch this far below the loudest holds no sound: its drop counts as none
+MATTERS = 0.03              # a patch whose silencing moves the answer less than this (3 points) did not matter
 
 # Prosody: 10 ms hops; energy from 25 ms frames at 16 kHz, pitch from 64 ms frames (two periods of 60 Hz) of
 # an 8 kHz copy (enough for voices up to config.PITCH_FMAX, a quarter of the work).
@@ -103,9 +106,9 @@ def describe(occ: Occlusion) -> str:
     where = "the whole clip" if occ.whole_clip else f"{occ.start:.1f}-{occ.end:.1f} s of the clip"
     text = (f"Each patch of {where} (a band of frequencies x a stretch of time) was silenced in turn and the "
             f"sound classified again. ")
-    if best <= 0.01:
-        return text + (f"No single patch mattered much for “{occ.label}” ({occ.probability:.0%}): the evidence "
-                       "is spread over the whole sound.")
+    if best <= MATTERS:
+        return text + (f"No patch changed “{occ.label}” ({occ.probability:.0%}) by more than {MATTERS:.0%}: the "
+                       "evidence is spread over the whole sound, not in one place.")
     text += (f"Silencing {low:.0f}-{high:.0f} Hz at {t0:.2f}-{t1:.2f} s lowered “{occ.label}” the most, from "
              f"{occ.probability:.0%} by {best:.0%}: red patches held evidence for it")
     return text + (", blue ones argued against it." if occ.drops.min() < -0.01 else ".")
@@ -168,8 +171,13 @@ def occlusion(predictor: Predictor, y: np.ndarray, sr: int, *, bands: int = DEFA
         raise OptionError(f"model {predictor.name} has no label {label!r}; its labels are: {', '.join(labels)}")
     k = labels.index(label)
     drops = (base[k] - rows[1:, k]).reshape(bands, segments)
-
     power = np.abs(stft.spectrum.T) ** 2  # (bins, frames)
+    # A patch 40 dB below the loudest holds no sound to speak of (the silence before a word): whatever its
+    # silencing does to the answer (peak normalisation, the noise floor), it is not evidence.
+    energy = np.array([[power[band_of_bin == b][:, segment_of_frame == s].sum() for s in range(segments)]
+                       for b in range(bands)])
+    drops[10 * np.log10(np.maximum(energy, 1e-20) / max(energy.max(), 1e-20)) < QUIET_PATCH_DB] = 0.0
+
     log_mel = 10 * np.log10(np.maximum(dsp.mel_basis(sr, N_FFT, N_MELS) @ power, 1e-10))
     log_mel = np.maximum(log_mel - log_mel.max(), -80.0)
     return Occlusion(label=label, probability=float(base[k]), drops=drops, band_edges_hz=band_edges,
@@ -340,9 +348,29 @@ _MEANINGS = (
 )
 
 
+# Which statistic of the frames a feature is: (name ending, words).
+_STATISTICS = (
+    ("_mean", "average"), ("_amean", "average"), ("_std", "variation"), ("_stddevNorm", "variation"),
+    ("_p10", "low values (10th percentile)"), ("_percentile20.0", "low values (20th percentile)"),
+    ("_p50", "median"), ("_percentile50.0", "median"), ("_p90", "high values (90th percentile)"),
+    ("_percentile80.0", "high values (80th percentile)"), ("_pctlrange0-2", "range"),
+    ("_meanRisingSlope", "how fast it rises"), ("_stddevRisingSlope", "variation of its rises"),
+    ("_meanFallingSlope", "how fast it falls"), ("_stddevFallingSlope", "variation of its falls"),
+)
+
+
 def feature_meaning(name: str) -> str:
-    """A plain-words gloss of a feature name (eGeMAPS, mfcc_prosody, librosa180 or pooled frames), "" when unknown."""
-    return next((meaning for prefix, meaning in _MEANINGS if name.startswith(prefix)), "")
+    """A plain-words gloss of a feature name (eGeMAPS, mfcc_prosody, librosa180 or pooled frames), with the
+    statistic it takes ("timbre (MFCC) 5, median"); "" when unknown."""
+    meaning = next((meaning for prefix, meaning in _MEANINGS if name.startswith(prefix)), "")
+    if not meaning:
+        return ""
+    number = re.match(r"^(?:mfcc_delta_|mfcc_|mfcc|mel_|chroma_)(\d+)", name)
+    statistic = next((words for ending, words in _STATISTICS if name.endswith(ending)), "")
+    if number:
+        meaning = (meaning.replace("MFCC", f"MFCC {number.group(1)}", 1) if "MFCC" in meaning
+                   else f"{meaning} {number.group(1)}")
+    return meaning + (f", {statistic}" if statistic else "")
 
 
 class _Fitted:
@@ -392,8 +420,8 @@ def importance_for(predictor: Predictor, catalog: pd.DataFrame, *, n_clips: int 
     The clips come from the model's own training corpora where present (training_clips), so the ranking
     says what the model relies on, not what would generalise to new speakers. Features come from the disk cache
     (extract_features) after the first time, and the table itself is cached on disk too (keyed by the model,
-    the clips and the settings): scoring 200 clips took 15 s for egemaps-svm, about a minute for the default SVM
-    and 3.3 minutes for compare-ge2e-ridge (2026-11-27, 2 cores). Scoring can run on n_jobs
+    the clips and the settings): scoring 200 clips took 15 s for egemaps-svm and 3.3 minutes for
+    compare-ge2e-ridge (2026-11-27, 2 cores). Scoring can run on n_jobs
     processes for scikit-learn models (a Keras model stays in this process); on two cores one process measured
     faster, as starting workers and sending them the model costs more than they save.
     The table's attrs say which clips were used.
@@ -434,6 +462,7 @@ def _read_table(file: Path) -> pd.DataFrame | None:
         table = pd.DataFrame(data["rows"], columns=["feature", "importance", "std", "meaning"])
     except (ValueError, KeyError, TypeError):
         return None  # damaged: computed again
+    table["meaning"] = [feature_meaning(name) for name in table["feature"]]  # today's words, not the cached ones
     table.attrs.update(data.get("attrs", {}))
     return table
 
@@ -587,8 +616,8 @@ def genders(catalog: pd.DataFrame) -> list[str]:
 
 
 def compare_prosody(summary: dict[str, float], averages: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
-    """The clip's summary next to the class averages: one row per quantity, columns "this clip", the
-    predicted emotion's average (when `label` has one) and every emotion's."""
+    """The clip's summary above the class averages: one column per quantity, rows "this clip", the predicted
+    emotion's average (when `label` has one) and every emotion's (narrow enough for a page)."""
     rows = {"this clip": pd.Series(summary)[list(SUMMARY)]}
     if label is not None and label in averages.index:
         rows[f"{label} (average)"] = averages.loc[label, list(SUMMARY)]
@@ -597,4 +626,4 @@ def compare_prosody(summary: dict[str, float], averages: pd.DataFrame, label: st
             rows[f"{other} (average)"] = averages.loc[other, list(SUMMARY)]
     table = pd.DataFrame(rows).astype(float)
     table.index = [SUMMARY_TITLES[key] for key in SUMMARY]
-    return table
+    return table.T

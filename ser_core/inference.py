@@ -65,6 +65,12 @@ class Timeline:
     windows: list[WindowPrediction]
     labels: list[str]
 
+    @property
+    def worth_showing(self) -> bool:
+        """Whether a chart over time says more than the overall answer: three voiced windows or more (a 3.3 s
+        clip gives two, nearly the same)."""
+        return sum(w.label != SILENCE for w in self.windows) >= 3
+
     def summary(self) -> dict:
         """Mean probabilities over the voiced windows, the share of windows per top label (silence
         included), and the label with the highest mean probability (None when all is silent)."""

@@ -9,6 +9,7 @@ whole corpus: the figure closest to a class at a laptop microphone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -125,3 +126,68 @@ def new_corpus_lesson(catalog: pd.DataFrame, *, features: str = config.DEFAULT_F
                                    progress=(lambda done, total, name=name: progress(name, done, total))
                                    if progress else None))
     return CorpusLesson(*runs)
+
+
+def lesson_results(catalog: pd.DataFrame, *, features: str = config.DEFAULT_FEATURES,
+                   classifier: str = config.DEFAULT_CLASSIFIER, folds: int = config.DEFAULT_FOLDS,
+                   seed: int = config.DEFAULT_SEED, n_jobs: int = -1,
+                   progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Every part of the Lesson page as plain data (JSON): the leakage lesson, and with two corpora or more the
+    new-corpus lesson."""
+    lesson = leakage_lesson(catalog, features=features, classifier=classifier, folds=folds, seed=seed,
+                            n_jobs=n_jobs, progress=progress)
+    shown = {"random": lesson.random.to_dict(), "speaker": lesson.speaker.to_dict(),
+             "normalised": lesson.speaker_normalized.to_dict(),
+             "inflation": lesson.inflation, "gain": lesson.normalization_gain}
+    if catalog["corpus"].nunique() > 1:
+        corpus = new_corpus_lesson(catalog, features=features, classifier=classifier, folds=folds, seed=seed,
+                                   n_jobs=n_jobs, progress=progress)
+        shown["new_corpus"] = {"speaker": corpus.speaker.to_dict(), "corpus": corpus.new_corpus.to_dict(),
+                               "room": corpus.new_corpus_room.to_dict(), "drop": corpus.drop,
+                               "room_gain": corpus.room_gain}
+    return shown
+
+
+def lesson_key(catalog: pd.DataFrame, features: str, classifier: str, folds: int, seed: int) -> str:
+    """What identifies a lesson's results: the settings, and the clips by file name (the same corpus unpacked
+    anywhere gives the same key; a clip more or less, another)."""
+    import hashlib
+
+    names = "\n".join(sorted(Path(path).name for path in catalog["path"]))
+    return (f"{','.join(sorted(catalog['corpus'].unique()))}|{features}|{classifier}|{folds}|{seed}|"
+            f"{hashlib.sha256(names.encode()).hexdigest()[:16]}")
+
+
+def precomputed_lesson(catalog: pd.DataFrame, features: str, classifier: str, folds: int,
+                       seed: int = config.DEFAULT_SEED) -> dict | None:
+    """The shipped results (config.PRECOMPUTED_LESSONS) for exactly these clips and settings, so a class sees
+    the lesson at once; None when there are none, or the file cannot be read."""
+    import json
+
+    try:
+        stored = json.loads(config.PRECOMPUTED_LESSONS.read_text())
+    except (OSError, ValueError):
+        return None
+    key = lesson_key(catalog, features, classifier, folds, seed)
+    found = stored.get(key) if isinstance(stored, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def store_precomputed_lesson(catalog: pd.DataFrame, features: str, classifier: str, folds: int, seed: int,
+                             results: dict) -> Path:
+    """Add these results to config.PRECOMPUTED_LESSONS (under a lock, written atomically)."""
+    import json
+
+    from .files import hold_lock, write_atomically
+
+    file = config.PRECOMPUTED_LESSONS
+    config.cache_dir().mkdir(parents=True, exist_ok=True)
+    with hold_lock(config.cache_dir() / "lessons.lock"):
+        try:
+            stored = json.loads(file.read_text())
+        except (OSError, ValueError):
+            stored = {}
+        stored[lesson_key(catalog, features, classifier, folds, seed)] = results
+        text = json.dumps(stored, indent=1, sort_keys=True, default=str)
+        write_atomically(file, lambda path: Path(path).write_text(text))
+    return file

@@ -17,6 +17,14 @@ MAX_WAVE_POINTS = 4000   # a waveplot draws min/max envelopes beyond this many s
 N_FFT, HOP = 512, 160    # 32 ms / 10 ms at 16 kHz for the signal views
 OCCLUSION_FULL_COLOUR = 0.2  # an occlusion drop this large (20 points) is drawn in full colour, smaller ones
                              # fainter: the scale only widens for larger drops, so weak evidence looks weak
+# Magma with silence black: Streamlit's chart theme takes a few near-black colours (Magma's own first, #000004,
+# among them) for placeholders of its theme colours, which drew silence salmon-pink.
+SPECTROGRAM_COLOURS = [[i / 9, colour] for i, colour in enumerate(
+    ("#000000", "#180f3d", "#440f76", "#721f81", "#9e2f7f", "#cd4071", "#f1605d", "#fd9668", "#feca8d", "#fcfdbf"))]
+# Training curves: folds in clearly different hues (Okabe-Ito, readable with colour-blindness), the final fit grey
+# (on light and dark themes alike).
+FOLD_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442")
+FINAL_FIT_COLOUR = "#808080"
 EMOTION_COLOURS = {
     "neutral": "#7f7f7f", "calm": "#17becf", "happy": "#f2c14e", "sad": "#1f77b4",
     "angry": "#d62728", "fearful": "#9467bd", "disgust": "#2ca02c", "surprised": "#ff7f0e", "silence": "#dddddd",
@@ -63,7 +71,7 @@ def spectrogram(y: np.ndarray, sr: int, kind: str = "linear", title: str | None 
     else:
         raise ValueError(f"unknown spectrogram kind {kind!r}")
     times = np.arange(image.shape[1]) * HOP / sr
-    fig = go.Figure(go.Heatmap(z=image, x=times, y=axis, colorscale="Magma" if kind != "mfcc" else "RdBu",
+    fig = go.Figure(go.Heatmap(z=image, x=times, y=axis, colorscale=SPECTROGRAM_COLOURS if kind != "mfcc" else "RdBu",
                                colorbar=dict(title="dB" if kind != "mfcc" else "")))
     names = {"linear": "Spectrogram", "mel": "Mel spectrogram", "mfcc": "MFCC"}
     return _layout(fig, title or names[kind], "time (s)", y_title)
@@ -88,11 +96,14 @@ def pitch_and_energy(y: np.ndarray, sr: int, title: str = "Pitch and energy") ->
 
 def probabilities(probs: dict[str, float], title: str = "Emotion probabilities") -> go.Figure:
     labels = [label for label in config.LABELS if label in probs]
+    # Every value beside its bar, upright and large enough to read from the back of a room.
     fig = go.Figure(go.Bar(x=[probs[label] for label in labels], y=labels, orientation="h",
                            marker_color=[EMOTION_COLOURS[label] for label in labels],
-                           text=[f"{probs[label]:.0%}" for label in labels], textposition="auto"))
-    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"))
-    return _layout(fig, title, "probability", "")
+                           text=[f"{probs[label]:.0%}" for label in labels], textposition="outside",
+                           textfont=dict(size=18), cliponaxis=False))
+    fig.update_layout(xaxis=dict(range=[0, 1.12], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1]),
+                      yaxis=dict(autorange="reversed", tickfont=dict(size=16)))
+    return _layout(fig, title, "probability", "", height=max(280, 48 * len(labels) + 80))
 
 
 def timeline(windows: Sequence, labels: Sequence[str], title: str = "Emotions over time") -> go.Figure:
@@ -135,7 +146,7 @@ def training_curves(events: Iterable, metric: str = "loss") -> go.Figure:
     fig = go.Figure()
     for i, (fold, points) in enumerate(series.items()):
         epochs, train, val = zip(*points)
-        colour = f"hsl({(i * 67) % 360}, 60%, 45%)"
+        colour = FINAL_FIT_COLOUR if fold == "final fit" else FOLD_COLOURS[i % len(FOLD_COLOURS)]
         fig.add_scatter(x=epochs, y=train, name=f"{fold} train", line=dict(color=colour))
         fig.add_scatter(x=epochs, y=val, name=f"{fold} validation", line=dict(color=colour, dash="dash"))
     return _layout(fig, f"{'Loss' if metric == 'loss' else 'Accuracy'} per epoch", "epoch", metric)
@@ -143,8 +154,9 @@ def training_curves(events: Iterable, metric: str = "loss") -> go.Figure:
 
 def class_counts(catalog: pd.DataFrame, by: str = "corpus") -> go.Figure:
     """Clips per emotion, grouped by `by` (corpus or gender)."""
-    counts = catalog.groupby(["label", by]).size().unstack(fill_value=0)
-    counts = counts.reindex([label for label in config.LABELS if label in counts.index])
+    from .corpora import clip_counts
+
+    counts = clip_counts(catalog, by)
     fig = go.Figure([go.Bar(x=counts.index, y=counts[col], name=str(col)) for col in counts.columns])
     fig.update_layout(barmode="group")
     return _layout(fig, f"Clips per emotion and {by}", "emotion", "clips")
@@ -195,7 +207,7 @@ def importance_bars(table: pd.DataFrame, top: int = 15, title: str | None = None
     accuracy = table.attrs.get("metric", "accuracy") == "accuracy"
     scale = 100.0 if accuracy else 1.0
     meanings = rows["meaning"] if "meaning" in rows else [""] * len(rows)
-    labels = [f"{feature}<br><i>{meaning}</i>" if meaning else feature
+    labels = [f"{meaning}<br><i>{feature}</i>" if meaning else feature  # the words first, the raw name below
               for feature, meaning in zip(rows["feature"], meanings)]
     fig = go.Figure(go.Bar(x=rows["importance"] * scale, y=labels, orientation="h",
                            error_x=dict(type="data", array=rows["std"] * scale), marker_color="#d62728",

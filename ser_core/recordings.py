@@ -87,6 +87,33 @@ def list_corpora(*, data_dir: str | os.PathLike | None = None) -> list[str]:
                   and _is_corpus_folder(entry))
 
 
+def check_writable(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data root, when new clips can be saved there (it, or the folder it would be made in, takes a new
+    file); else DatasetError saying so before anyone records, and where to keep a class's clips instead."""
+    root = config.data_root(data_dir)
+    place = next((folder for folder in (root, *root.parents) if folder.is_dir()), None)
+    try:
+        if place is None:
+            raise FileNotFoundError(errno.ENOENT, "no such folder")
+        _probe(place)
+    except OSError as error:
+        instead = Path.home() / "ser-data"
+        raise DatasetError(
+            f"Clips cannot be saved in the data folder {root} ({error.strerror or error}): it may be read-only, "
+            f"such as shared corpora. Keep a class's recordings in a folder you can write to, e.g. start the "
+            f"app with `streamlit run streamlit_app.py -- --data-dir {instead}` (or set {config.DATA_DIR_ENV}); "
+            "the corpora can live there too.") from None
+    return root
+
+
+def _probe(folder: Path) -> None:
+    """Create and remove a hidden file in `folder`: what os.access cannot tell (a read-only mount for root)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+        pass
+
+
 def load_clip(audio: AudioSource | np.ndarray, *, sr: int | None = None, name: str | None = None) -> np.ndarray:
     """A clip as it will be saved: mono float32 at RECORDING_RATE, its level untouched.
 

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import threading
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,33 @@ class Event:
     done: int = 0
     total: int = 0
     metrics: dict = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it happened, for progress_text's estimate
+
+
+def run_progress(events: list[Event]) -> tuple[float, str]:
+    """Where a run stands, from its events so far: a share done (of the current stage) and words for it:
+    "features: 120/240 clips, about 30 s left" (estimated from the rate measured so far), "fold 1/2, epoch 7/15",
+    "fold 2/5 done", "final fit"."""
+    if not events:
+        return 0.0, "starting…"
+    last = events[-1]
+    if last.kind == "features":
+        stage = last.metrics.get("stage", "features")
+        text = f"{stage}: {last.done}/{last.total} clips"
+        first = next(e for e in events if e.kind == "features" and e.metrics.get("stage") == stage)
+        elapsed, done = last.at - first.at, last.done - first.done
+        if done > 0 and elapsed > 2 and last.done < last.total:
+            left = elapsed / done * (last.total - last.done)
+            text += f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
+        return last.done / max(last.total, 1), text
+    folds = max(last.folds, 1)
+    if last.kind == "epoch":
+        share = last.epoch / max(last.epochs or 1, 1)
+        where = "final fit" if last.fold is None else f"fold {last.fold + 1}/{folds}"
+        return share, f"{where}, epoch {last.epoch}/{last.epochs}"
+    if last.kind == "fold":
+        return (last.fold + 1) / folds, f"fold {last.fold + 1}/{folds} done"
+    return 1.0, "final fit on every clip" if last.kind == "final" else last.kind
 
 
 @dataclass
@@ -193,6 +221,7 @@ class TrainingRun:
     prior: Prior | None = None  # the training population's statistics, when voice_norm
     adaptation: dict[str, np.ndarray] | None = None  # what a speaker-normalised ridge needs to adapt to a voice
     skipped: list[dict] = field(default_factory=list)  # clips left out as unusable ({"path", "reason"})
+    held_out_speakers: list[str] = field(default_factory=list)  # config.EXAMPLE_SPEAKERS found, and left out
 
 
 def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
@@ -208,6 +237,9 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
 
     cfg = train_config or TrainConfig()
     emit = on_event or (lambda event: None)
+    examples = catalog["speaker"].isin(config.EXAMPLE_SPEAKERS)  # the example clips' voices stay unheard
+    held_out_speakers = sorted(catalog.loc[examples, "speaker"].unique())
+    catalog = catalog[~examples]
     if catalog.empty:
         raise OptionError("There are no clips to train on: check the data folder and the corpora chosen.")
     if cfg.merge_calm:
@@ -290,7 +322,7 @@ def train(catalog: pd.DataFrame, train_config: TrainConfig | None = None, *,
                        n_clips=len(catalog), n_speakers=int(catalog["speaker"].nunique()),
                        label_counts={str(k): int(v) for k, v in catalog["label"].value_counts().items()},
                        speaker_std=speaker_std, adaptation=state["adaptation"], skipped=usable.skipped,
-                       prior=state["prior"])
+                       prior=state["prior"], held_out_speakers=held_out_speakers)
 
 
 def _sklearn_fitter(cfg: TrainConfig):
@@ -417,7 +449,8 @@ def save_run(run: TrainingRun, name: str, out_dir: str | os.PathLike | None = No
         "config": run.config.to_dict(),
         "stopped": run.stopped,
         "training": {"corpora": run.corpora, "n_clips": run.n_clips, "n_speakers": run.n_speakers,
-                     "label_counts": run.label_counts, "history": run.history},
+                     "label_counts": run.label_counts, "history": run.history,
+                     "held_out_speakers": run.held_out_speakers},
         "evaluation": run.result.to_dict() if run.result else None,
     }
     predictions = run.result.predictions if run.result else None

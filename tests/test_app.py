@@ -70,3 +70,24 @@ def test_upload_is_classified_with_the_default_model(monkeypatch, tmp_path, shar
         at.file_uploader[0].upload(clip.name, clip.read_bytes(), "audio/flac").run()
         assert not at.exception and not at.error
         assert at.metric[0].value == label, (clip.name, at.metric[0].value)
+
+
+def test_an_example_is_classified_in_one_click_and_an_upload_replaces_it(monkeypatch, tmp_path, shared_corpora):
+    """On a fresh install (no corpus): each example button classifies its clip, says what the actor acted,
+    and a later upload takes its place."""
+    from ser_core.corpora import example_clips
+    from ser_core.inference import Predictor
+
+    at = run_home(monkeypatch, tmp_path / "no-data")
+    model = Predictor.load()
+    clips = example_clips()
+    for example in (clips[0], clips[-1]):  # two voices, two emotions
+        at.button(key=f"home_clip_{example.path.stem}").click().run()
+        assert not at.exception and not at.error
+        expected = model.predict(example.path)
+        assert at.metric[0].value == expected.label
+        assert f"The actor was acting **{example.label}**" in " ".join(el.value for el in at.markdown)
+    clip, label = known_clip(shared_corpora, "sad")
+    at.file_uploader[0].upload(clip.name, clip.read_bytes(), "audio/flac").run()
+    assert at.metric[0].value == label
+    assert "The actor was acting" not in " ".join(el.value for el in at.markdown)

@@ -148,3 +148,17 @@ def test_bad_requests():
 def test_float64_input_gives_float32():
     out = augment(voice(1.0, SR).astype(np.float64), SR, "pitch", semitones=2.0)
     assert out.dtype == np.float32
+
+
+
+def test_each_slider_starts_at_the_most_audible_end_of_its_range():
+    """The Explore page's sliders start where original and copy sound most different: noise at 30 dB SNR,
+    where it started before, is barely heard."""
+    from ser_core.augment import DESCRIPTIONS, MOST_AUDIBLE
+
+    assert set(DESCRIPTIONS) == set(MOST_AUDIBLE) == set(AUGMENTATIONS)
+    assert all(MOST_AUDIBLE[kind] in (low, high) for kind, (_, low, high) in DEFAULT_RANGES.items())
+    y = voice(duration=1.0)
+    _, noisiest, mildest = DEFAULT_RANGES["noise"]
+    added = {snr: np.std(augment(y, SR, "noise", snr_db=snr) - y) for snr in (noisiest, mildest)}
+    assert MOST_AUDIBLE["noise"] == noisiest and added[noisiest] > 5 * added[mildest]

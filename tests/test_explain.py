@@ -190,7 +190,7 @@ def test_importance_for_the_shipped_model_on_corpus_clips_is_cached(tmp_path, mo
     assert len(table) == len(feature_names(model.pipeline)) == 242
     assert (table["meaning"] != "").all()  # every feature of the default model is glossed, and of eGeMAPS
     assert all(explain.feature_meaning(name) for name in feature_names("egemaps"))
-    assert table.set_index("feature").loc["pitch_mean", "meaning"] == "pitch"
+    assert table.set_index("feature").loc["pitch_mean", "meaning"] == "pitch, average"
     assert table.attrs["clips"] == 16 and table.attrs["speakers"] == 4 and "ravdess" in table.attrs["source"]
     assert table.attrs["seen_in_training"]
 
@@ -274,8 +274,8 @@ def test_class_prosody_separates_angry_from_sad_on_tess(shared_corpora):
     assert averages.loc["angry", "median_pitch_hz"] > averages.loc["sad", "median_pitch_hz"]
     assert averages.loc["angry", "mean_energy_db"] > averages.loc["sad", "mean_energy_db"]
     table = explain.compare_prosody(explain.prosody(voice(duration=2.0), SR).summary, averages, "angry")
-    assert list(table.columns) == ["this clip", "angry (average)", "sad (average)"]
-    assert table.loc["median pitch (Hz)", "angry (average)"] == pytest.approx(averages.loc["angry", "median_pitch_hz"])
+    assert list(table.index) == ["this clip", "angry (average)", "sad (average)"]
+    assert table.loc["angry (average)", "median pitch (Hz)"] == pytest.approx(averages.loc["angry", "median_pitch_hz"])
 
 
 # --- figures ---------------------------------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def test_classify_explains_a_prediction(monkeypatch, data_root):  # noqa: F811
     assert "Pitch and energy over time" in titles(at) and "This clip against each emotion's average" in titles(at)
     pitch = next(m for m in at.metric if m.label == "median pitch (Hz)")
     assert float(pitch.value) == pytest.approx(180, rel=0.05)
-    assert at.dataframe[0].value.columns[0] == "this clip"
+    assert at.dataframe[0].value.index[0] == "this clip"
     at.radio(key="compare_voices").set_value("male voices").run()  # actors 1 and 3 of the tree
     assert not at.exception and not at.error and any("male voices" in caption.value for caption in at.caption)
     assert any("Silencing" in caption.value for caption in at.caption)

@@ -54,8 +54,9 @@ def test_lesson_page_shows_both_protocols_side_by_side(monkeypatch, data_root): 
     shown = [m.value for m in at.metric]
     for key in ("random", "speaker", "normalised"):
         assert f"{lesson[key]['pooled']['accuracy']:.1%}" in shown
-    assert f"{lesson['inflation']:+.1%} accuracy" in shown
-    assert len(figures(at)) == 4  # a confusion matrix per side, in both comparisons
+    assert f"{100 * lesson['inflation']:+.1f} points" in shown and f"{100 * lesson['gain']:+.1f} points" in shown
+    assert len(figures(at)) == 3  # a confusion matrix per protocol, "by speaker" once
+    assert "chance: 25.0% for 4 emotions" in captions
     assert any("same speakers" in block.value for block in at.markdown)
     assert "Choose two corpora" in at.info[0].value  # one corpus here: nothing to hold out whole
 
@@ -103,7 +104,31 @@ def test_lesson_command_prints_all_three_protocols(data_root):  # noqa: F811
     result = ser("lesson", "--data-dir", str(data_root), "--features", "librosa180", "--folds", "2", "--json")
     assert result.returncode == 0, result.stderr
     lesson = json.loads(result.stdout)
-    assert [lesson[k]["protocol"] for k in ("random", "speaker", "speaker_normalized")] == ["random", "speaker",
-                                                                                          "speaker"]
+    assert [lesson[k]["protocol"] for k in ("random", "speaker", "normalised")] == ["random", "speaker", "speaker"]
     assert lesson["inflation"] == pytest.approx(lesson["random"]["pooled"]["accuracy"]
                                                 - lesson["speaker"]["pooled"]["accuracy"])
+
+
+def test_a_lesson_computed_in_advance_shows_at_once_for_the_same_clips(monkeypatch, data_root, tmp_path,  # noqa: F811
+                                                                       capsys):
+    """`lesson --precompute` stores the results the Lesson page then shows without running anything, for
+    exactly those clips and settings; a clip more or less, or other settings, and it runs as before."""
+    from ser_core import config
+    from ser_core.cli import main
+    from ser_core.lesson import precomputed_lesson
+
+    monkeypatch.setattr(config, "PRECOMPUTED_LESSONS", tmp_path / "lessons.json")  # not the shipped file
+    assert main(["lesson", "--data-dir", str(data_root), "--features", "librosa180", "--folds", "2", "--precompute",
+                 "--json", "--jobs", "1"]) == 0
+    computed = json.loads(capsys.readouterr().out)
+    clips = build_catalog(data_root)
+    assert precomputed_lesson(clips, "librosa180", config.DEFAULT_CLASSIFIER, 2) == computed
+    assert precomputed_lesson(clips.iloc[1:], "librosa180", config.DEFAULT_CLASSIFIER, 2) is None
+    assert precomputed_lesson(clips, "librosa180", config.DEFAULT_CLASSIFIER, 3) is None
+
+    monkeypatch.setattr(config, "DEFAULT_FEATURES", "librosa180")  # the page's defaults: what was stored
+    monkeypatch.setattr(config, "DEFAULT_FOLDS", 2)
+    at = page("6_Lesson.py", monkeypatch, data_root)
+    assert "Computed in advance" in " ".join(caption.value for caption in at.caption)
+    assert f"{computed['speaker']['pooled']['accuracy']:.1%}" in [m.value for m in at.metric]
+    assert "lesson" not in at.session_state  # nothing ran

@@ -60,13 +60,23 @@ def wav(samples: np.ndarray, sr: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
+def open_tab(at: AppTest, name: str) -> AppTest:
+    """Click a tab of a page whose tabs run only when open (st.tabs(on_change="rerun"))."""
+    at.session_state["explore_tab"] = name
+    return at.run()
+
+
 def test_explore_filters_and_draws_a_clip(monkeypatch, data_root):
     at = page("1_Explore.py", monkeypatch, data_root)
     assert "**48** of 48 clips" in at.markdown[0].value
-    assert "Clips per emotion and corpus" in titles(at)
+    assert not figures(at)  # tables first; the charts on request, and only the open tab runs
+    assert at.dataframe[0].value.loc["sad", "ravdess"] == 12
+    at.toggle(key="overview_charts").set_value(True).run()
+    assert titles(at) == ["Clips per emotion and corpus", "Clips per emotion and gender", "Clip durations"]
     at.sidebar.multiselect(key="filter_label").set_value(["sad"]).run()
     assert "**12** of 48 clips" in at.markdown[0].value
-    assert "Spectrogram" in titles(at) and "Waveform" in titles(at)
+    open_tab(at, "Clips")
+    assert "Spectrogram" in titles(at) and "Waveform" in titles(at) and "Clip durations" not in titles(at)
     for view, title in [("MFCC", "MFCC"), ("Mel spectrogram", "Mel spectrogram"),
                         ("Pitch and energy", "Pitch and energy")]:
         at.radio(key="view_0").set_value(view).run()
@@ -78,14 +88,18 @@ def test_explore_filters_and_draws_a_clip(monkeypatch, data_root):
 
 def test_explore_compares_and_augments(monkeypatch, data_root):
     at = page("1_Explore.py", monkeypatch, data_root)
+    open_tab(at, "Clips")
     at.toggle(key="compare").set_value(True).run()
     assert titles(at).count("Waveform") == 2
+    open_tab(at, "Augmentation")
+    assert at.slider(key="augment_noise").value == 15.0  # the noisiest: audible at once
     at.radio(key="augment_kind").set_value("stretch").run()
     at.slider(key="augment_stretch").set_value(1.25).run()
     assert not at.exception
     before = next(f for f in figures(at) if f["layout"]["title"]["text"] == "Original")
     after = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("stretch"))
     assert values(after["data"][0]["x"])[-1] < values(before["data"][0]["x"])[-1]  # faster is shorter
+    open_tab(at, "Health report")
     at.button(key="health").click().run()
     assert not at.exception and at.text and "4" in at.text[0].value
 
@@ -195,7 +209,7 @@ def test_classify_calibrates_this_room_and_forgets_it(monkeypatch, data_root, sh
     students = [*sorted((shared_corpora / "ravdess" / "Actor_05").glob("*.flac"))[:4],
                 *sorted((shared_corpora / "tess" / "OAF_neutral").glob("*.flac"))[:4]]
     at.file_uploader(key="room_recordings").set_value(
-        [(path.name, path.read_bytes(), "audio/flac") for path in students] + [("notes.wav", b"hello", "audio/wav")]).run()
+        [(path.name, path.read_bytes(), "audio/flac") for path in students] + [("notes.wav", b"hi", "audio/wav")]).run()
     at.button(key="room_add").click().run()
     assert not at.exception and not at.error
     assert "from 8 recordings" in at.success[0].value and "notes.wav" in at.warning[0].value
@@ -256,7 +270,7 @@ def test_live_page_sets_up_the_microphone_stream(monkeypatch, data_root, webrtc_
     assert call["rtc_configuration"] == {"iceServers": [{"urls": "stun:stun.example.org:3478"}]}
     assert call["media_stream_constraints"] == {  # the raw microphone: no browser gain control or denoising
         "audio": {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}, "video": False}
-    assert call["mode"].name == "SENDONLY"
+    assert call["mode"].name == "SENDONLY" and "Choose microphone" in call["translations"]["select_device"]
     assert (at.slider(key="live_window").value, at.slider(key="live_hop").value) == (config.WINDOW, 0.5)
     assert any("NotAllowedError" in caption.value for caption in at.caption)
     assert not at.info and [b.key for b in at.button] == ["new_voice", "room_add", "room_forget"]  # no calibration
@@ -345,17 +359,18 @@ def test_train_adapted_to_the_test_speakers_says_so_in_its_figures_and_model_lis
     at.button(key="FormSubmitter:save-Save model").click().run()
     at = page("2_Train.py", monkeypatch, data_root)
     assert at.dataframe[0].value.set_index("name").loc["adapted-svm", "protocol"] == "speaker, adapted"
-    at.selectbox(key="train_model").set_value("mlp")  # a Keras model cannot adapt: a message, not a run
-    at.checkbox(key="train_adapt").check()
-    at.button(key=TRAIN).click().run()
-    assert "only the scikit-learn models" in at.error[0].value and not at.exception
+    at.selectbox(key="train_model").set_value("mlp").run()  # only what applies: a Keras model cannot adapt
+    assert "train_adapt" not in [box.key for box in at.checkbox] and at.number_input(key="train_epochs")
+    assert "(the model's default)" in at.selectbox(key="train_features").format_func("")  # named, not "default"
+    at.selectbox(key="train_model").set_value("svm").run()
+    assert "train_epochs" not in [box.key for box in at.number_input] and at.checkbox(key="train_adapt")
 
 
 def test_train_a_model_that_adapts_to_voices_scored_after_hearing_each_test_voice(monkeypatch, data_root):
     at = page("2_Train.py", monkeypatch, data_root)
     at.selectbox(key="train_features").set_value("mfcc_prosody")  # the SVM
     at.number_input(key="train_folds").set_value(2)
-    at.checkbox(key="train_voice_norm").check()
+    at.radio(key="train_normalisation").set_value("by what it hears")
     at.selectbox(key="train_scoring").set_value("voice")
     at.number_input(key="train_voice_clips").set_value(25)  # more than any test voice has (12): a message
     at.button(key=TRAIN).click().run()
@@ -371,9 +386,23 @@ def test_train_a_model_that_adapts_to_voices_scored_after_hearing_each_test_voic
     assert result.pooled["n"] == result.n_clips - 4 * result.n_speakers  # each voice's first clips heard, not scored
 
 
+def test_train_quick_demo_fills_the_form_with_a_fast_model_and_trains(monkeypatch, data_root):
+    at = page("2_Train.py", monkeypatch, data_root)
+    at.button(key="quick_demo").click().run()
+    wait_for_job(at)
+    assert not at.exception and not at.error and "Protocol: **speaker**" in at.info[0].value
+    assert "Chance: 25.0% for 4 emotions: a model that guesses scores that." in [c.value for c in at.caption]
+    run = at.session_state["job"].run
+    assert (run.config.model, run.config.features, run.config.folds, run.n_speakers) == ("logreg", "mfcc_prosody", 3, 4)
+    at.run()  # the form comes back with the demo's settings, to change one thing
+    assert (at.selectbox(key="train_model").value, at.selectbox(key="train_features").value,
+            at.number_input(key="train_folds").value) == ("logreg", "mfcc_prosody", 3)
+    assert at.multiselect(key="train_speakers").value == ["ravdess_01", "ravdess_02", "ravdess_03", "ravdess_04"]
+
+
 def test_train_a_keras_model_draws_live_curves_and_stops(monkeypatch, data_root):
     at = page("2_Train.py", monkeypatch, data_root)
-    at.selectbox(key="train_model").set_value("mlp")
+    at.selectbox(key="train_model").set_value("mlp").run()
     at.selectbox(key="train_features").set_value("librosa180")
     at.number_input(key="train_folds").set_value(2)
     at.number_input(key="train_epochs").set_value(200)   # it will be stopped long before
@@ -407,6 +436,7 @@ def test_train_form_offers_exactly_the_settings_a_training_config_accepts(monkey
     """Each input's limits are TrainConfig's: the page neither refuses a setting the CLI accepts (it stopped at
     batch size 1024 and 500 epochs) nor offers one that training then refuses."""
     at = page("2_Train.py", monkeypatch, data_root)
+    at.selectbox(key="train_model").set_value("mlp").run()  # a Keras model: every setting is on screen
     inputs = {name: at.number_input(key=f"train_{name}") for name in ("folds", "epochs", "batch_size",
                                                                        "learning_rate")}
     inputs["dropout"] = at.slider(key="train_dropout")
@@ -466,6 +496,29 @@ def test_record_refuses_a_non_audio_upload_and_a_missing_speaker(monkeypatch, tm
     assert not at.exception and "not an audio recording" in at.error[0].value
     assert at.button(key="save").disabled
     at.file_uploader[0].upload("clip.wav", wav(voice(duration=1.0)), "audio/wav").run()
-    at.button(key="save").click().run()
-    assert not at.exception and "Enter the speaker's name" in at.error[0].value
-    assert not (tmp_path / "my-class").exists()
+    assert at.button(key="save").disabled and "To save: enter the speaker." in [c.value for c in at.caption]
+    at.text_input(key="speaker").set_value("   ").run()  # blank is no name
+    assert at.button(key="save").disabled and not (tmp_path / "my-class").exists()
+
+
+def test_record_says_why_it_cannot_save_and_refuses_a_read_only_data_folder(monkeypatch, tmp_path):
+    from ser_core import recordings
+
+    def read_only(folder):
+        raise PermissionError(13, "Read-only file system")  # what a read-only mount says, which chmod cannot make
+
+    at = page("5_Record.py", monkeypatch, tmp_path)
+    assert "To save: record or upload a clip, name the corpus, enter the speaker." in [c.value for c in at.caption]
+    assert any("NotAllowedError" in c.value for c in at.caption)  # no microphone: what to do
+    monkeypatch.setattr(recordings, "_probe", read_only)
+    at.text_input(key="new_corpus").set_value("my-class")
+    at.text_input(key="speaker").set_value("Ana")
+    at.radio(key="source").set_value("Upload a file").run()
+    at.file_uploader[0].upload("clip.wav", wav(voice(duration=1.0)), "audio/wav").run()
+    assert "Read-only file system" in at.error[0].value and "--data-dir" in at.error[0].value
+    captions = [caption.value for caption in at.caption]
+    assert at.button(key="save").disabled and "To save: choose a data folder you can write to." in captions
+    monkeypatch.undo()
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path))
+    at.run()
+    assert not at.error and not at.button(key="save").disabled

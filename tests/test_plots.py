@@ -74,3 +74,16 @@ def test_confusion_shows_counts_or_each_true_emotion_as_shares():
     shares = plots.confusion(pooled, normalize=True)  # spelt as load_audio(normalize=...) and normalize_speakers
     assert shares.data[0].z.tolist() == [[0.75, 0.25], [0, 0]] and shares.data[0].text[0] == ["75%", "25%"]
     assert shares.layout.title.text == "Confusion matrix (share of each true emotion)"
+
+
+def test_training_curves_tell_folds_and_the_final_fit_apart():
+    from ser_core.plots import training_curves
+    from ser_core.training import Event
+
+    events = [Event("epoch", fold=fold, folds=3, epoch=epoch, epochs=2, metrics={"loss": 1.0 / epoch,
+                                                                                 "val_loss": 1.2 / epoch})
+              for fold in (0, 1, 2, None) for epoch in (1, 2)]
+    lines = training_curves(events).data
+    colours = {line.name.rsplit(" ", 1)[0]: line.line.color for line in lines}
+    assert list(colours) == ["fold 1", "fold 2", "fold 3", "final fit"]
+    assert len(set(colours.values())) == 4  # every fit its own colour, train and validation alike

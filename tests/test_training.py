@@ -382,3 +382,17 @@ def test_train_refuses_a_malformed_config_file_in_one_line(tmp_path, capsys, con
     assert cli.main(["train", "--name", "mine", "--config", str(config_file), "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and ("config" in err or "must be" in err), err
+
+
+def test_progress_says_fold_and_epoch_and_estimates_from_the_rate_measured():
+    from ser_core.training import Event, run_progress
+
+    features = [Event("features", done=done, total=240, metrics={"stage": "features"}, at=10.0 + done / 8)
+                for done in (0, 40, 80)]  # 8 clips a second so far
+    share, text = run_progress(features)
+    assert share == pytest.approx(80 / 240) and text == "features: 80/240 clips, about 20 s left"
+    assert run_progress(features[:1])[1] == "features: 0/240 clips"  # no rate yet: no estimate
+    epoch = Event("epoch", fold=0, folds=2, epoch=7, epochs=15)
+    assert run_progress([*features, epoch]) == (pytest.approx(7 / 15), "fold 1/2, epoch 7/15")
+    assert run_progress([epoch, Event("epoch", fold=None, folds=2, epoch=3, epochs=15)])[1] == "final fit, epoch 3/15"
+    assert run_progress([Event("fold", fold=1, folds=5)])[1] == "fold 2/5 done"
