@@ -258,8 +258,9 @@ def saved_models_tab() -> None:
         return
     st.caption("Compare like with like: the same protocol and corpora.")
     st.dataframe(table[["name", "source", "model", "features", "corpora", "protocol", "folds", "accuracy",
-                        "uar", "macro_f1", "created"]]
-                 .style.format({"accuracy": "{:.1%}", "uar": "{:.1%}", "macro_f1": "{:.1%}"}, na_rep="-"),
+                        "uar", "macro_f1", "chance", "created"]]
+                 .style.format({"accuracy": "{:.1%}", "uar": "{:.1%}", "macro_f1": "{:.1%}", "chance": "{:.1%}"},
+                               na_rep="-"),
                  hide_index=True)
     saved_model(st.selectbox("Model", models, format_func=lambda m: f"{m['name']} ({m['source']})", key="card"))
 

@@ -454,5 +454,6 @@ def _listing(metadata: dict, source: str, path: Path) -> dict:
             "model": classifier, "features": metadata["features"]["name"],
             "corpora": ", ".join(evaluation.get("corpora", [])), "protocol": protocol,
             "folds": evaluation.get("folds"), "accuracy": result.get("accuracy"),
-            "uar": result.get("uar"), "macro_f1": result.get("macro_f1"), "created": metadata.get("created"),
+            "uar": result.get("uar"), "macro_f1": result.get("macro_f1"), "chance": 1 / len(metadata["labels"]),
+            "created": metadata.get("created"),
             "new_corpus_uar": dict(new_corpus)}

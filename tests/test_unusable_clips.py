@@ -248,8 +248,8 @@ def test_altered_prosody_and_importance_entries_are_recomputed(clips, tmp_path):
     entry.write_bytes(entry.read_bytes()[:-4] + np.float32(1e9).tobytes())
     np.testing.assert_array_equal(prosody_summaries(clips, cache_dir=cache, n_jobs=1), first)
 
-    table = pd.DataFrame({"feature": ["a", "b"], "importance": [0.25, 0.0], "std": [0.01, 0.0],
-                          "meaning": ["x", "y"]})
+    table = pd.DataFrame({"feature": ["pitch_mean", "rms_std"], "importance": [0.25, 0.0], "std": [0.01, 0.0],
+                          "meaning": ["pitch, average", "loudness (RMS), variation"]})
     file = tmp_path / "importance" / "table"
     _write_table(file, table)
     pd.testing.assert_frame_equal(_read_table(file), table)

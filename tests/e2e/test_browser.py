@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -41,26 +43,33 @@ def wait_until_healthy(port: int, timeout: float = 60) -> str:
     raise TimeoutError(f"no Streamlit server answered on port {port}")
 
 
-@pytest.fixture(scope="module")
-def server(shared_corpora, tmp_path_factory):
+@contextmanager
+def app_server(**env: str) -> Iterator[str]:
+    """The app on a free local port with these environment variables set; yields its URL."""
     if not os.path.exists(CHROMIUM):
         pytest.fail("chromium is not installed: run the README's test command, which installs it")
     port = free_port()
-    home = tmp_path_factory.mktemp("ser-home")
-    env = {**os.environ, "SER_DATA_DIR": str(shared_corpora), "SER_CACHE_DIR": str(home / "cache"),
-           "SER_USER_MODELS_DIR": str(home / "models")}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        url = wait_until_healthy(port)
-    except TimeoutError:
-        process.kill()
-        pytest.fail("the Streamlit server did not start")
-    yield url
-    process.terminate()
-    process.wait(10)
+        try:
+            url = wait_until_healthy(port)
+        except TimeoutError:
+            pytest.fail("the Streamlit server did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(shared_corpora, tmp_path_factory):
+    home = tmp_path_factory.mktemp("ser-home")
+    with app_server(SER_DATA_DIR=str(shared_corpora), SER_CACHE_DIR=str(home / "cache"),
+                    SER_USER_MODELS_DIR=str(home / "models")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,9 @@
 classifies an example in one click, large enough to read from the back of the room."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.test_browser import CHROMIUM, QUIET, free_port, server, wait_until_healthy  # noqa: F401 (server)
+from tests.e2e.test_browser import CHROMIUM, QUIET, app_server, server  # noqa: F401 (server is a fixture)
 
 PROJECTOR = {"width": 1024, "height": 768}
 
@@ -17,21 +12,10 @@ PROJECTOR = {"width": 1024, "height": 768}
 @pytest.fixture(scope="module")
 def fresh_server(tmp_path_factory):
     """The app as a fresh clone runs it: no data folder, no models of the user's, nothing heard yet."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("chromium is not installed: run the README's test command, which installs it")
-    port = free_port()
     home = tmp_path_factory.mktemp("fresh")
-    env = {**os.environ, "SER_DATA_DIR": str(home / "no-data-yet"), "SER_CACHE_DIR": str(home / "cache"),
-           "SER_USER_MODELS_DIR": str(home / "models"), "SER_ROOMS_DIR": str(home / "rooms")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield wait_until_healthy(port)
-    finally:
-        process.terminate()
-        process.wait(10)
+    with app_server(SER_DATA_DIR=str(home / "no-data-yet"), SER_CACHE_DIR=str(home / "cache"),
+                    SER_USER_MODELS_DIR=str(home / "models"), SER_ROOMS_DIR=str(home / "rooms")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +113,9 @@ def test_presentation_mode_makes_every_page_larger_and_stays_on_across_pages(fre
 def test_record_page_says_what_is_missing_and_what_to_do_without_a_microphone(fresh_server, projector):
     page = projector
     page.goto(f"{fresh_server}/Record")
-    page.get_by_role("heading", name="Class recordings").wait_for()
-    assert page.get_by_text("To save: record or upload a clip, name the corpus, enter the speaker.").is_visible()
-    assert page.get_by_text("NotAllowedError").first.is_visible()
-    assert page.get_by_role("button", name="Save clip").is_disabled()
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("To save: record or upload a clip, name the corpus, enter the speaker.")).to_be_visible()
+    expect(page.get_by_text("NotAllowedError").first).to_be_visible()
+    expect(page.get_by_role("button", name="Save clip")).to_be_disabled()
     assert page.locator('[data-testid="stException"]').count() == 0
