@@ -194,8 +194,6 @@ def voice_state(model, whose: str = "your") -> None:
 def room_panel(model) -> None:
     """For a voice_norm model: what this room has heard, a teacher's "calibrate this room" (recordings of a few
     students, unlabelled) and "forget this room" (another classroom, another microphone)."""
-    from ser_core.errors import SerError
-
     seconds = model.room_seconds
     heard = f"{seconds / 60:.1f} min of speech heard" if seconds >= 1 else "nothing heard yet"
     with st.expander(f"This room: {heard}"):

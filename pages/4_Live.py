@@ -112,7 +112,9 @@ def draw_results(live: LiveSession, results: list, playing: bool) -> None:
         if last.probabilities:
             st.plotly_chart(plots.probabilities(last.probabilities, "Last window"), key="live_bars")
         st.plotly_chart(plots.timeline(results[-60:], live.predictor.labels), key="live_timeline")
-    if live.dropped:
+    if playing and live.busy:
+        st.warning(live.busy)
+    elif live.dropped:
         st.caption(f"{live.dropped} windows skipped to keep up.")
     if live.predictor.voice_norm:
         st.caption(live.predictor.heard_description().capitalize() + ".")

@@ -34,6 +34,11 @@ def show_side(result: dict, heading: str, key: str) -> None:
     st.plotly_chart(plots.confusion(pooled, normalize=True), key=f"lesson_cm_{key}")
 
 
+def why(text: str) -> str:
+    """The explanation, in a sentence or two in presentation mode (read from the back of a room)."""
+    return IN_SHORT[text] if st.session_state.get("presentation") else text
+
+
 def points(gain: float) -> str:
     """A difference between two shares, in percentage points: "+13.0 points"."""
     return f"{100 * gain:+.1f} points"
@@ -48,7 +53,7 @@ from ser_core.corpora import select  # noqa: E402
 from ser_core.evaluation import skipped_note  # noqa: E402
 from ser_core.features import PIPELINES  # noqa: E402
 from ser_core.lesson import (  # noqa: E402
-    WHY_A_NEW_CORPUS_IS_HARDER, WHY_NORMALISATION_HELPS, WHY_RANDOM_INFLATES, precomputed_lesson,
+    IN_SHORT, WHY_A_NEW_CORPUS_IS_HARDER, WHY_NORMALISATION_HELPS, WHY_RANDOM_INFLATES, precomputed_lesson,
 )
 
 names = sorted(clips["corpus"].unique())
@@ -87,14 +92,14 @@ for column, (heading, key) in zip(st.columns(2), (("Random split", "random"), ("
         show_side(lesson[key], heading, key)
 st.metric("What the random split adds", points(lesson["inflation"]), delta_color="off",
           help="Accuracy under the random split minus accuracy by speaker.")
-st.markdown(WHY_RANDOM_INFLATES)
+st.markdown(why(WHY_RANDOM_INFLATES))
 st.header("Per-speaker normalisation")
 left, right = st.columns(2)
 with left:
     show_side(lesson["normalised"], "By speaker, each voice normalised by itself", "normalised")
 right.metric("What normalisation adds, honestly", points(lesson["gain"]), delta_color="off",
              help="Accuracy by speaker with normalisation minus accuracy by speaker (above) without it.")
-right.markdown(WHY_NORMALISATION_HELPS)
+right.markdown(why(WHY_NORMALISATION_HELPS))
 st.header("A corpus it never heard")
 new_corpus = lesson.get("new_corpus")
 if new_corpus is None:
@@ -107,4 +112,4 @@ for column, (heading, result) in zip(st.columns(3), (("New voices, known corpora
     column.caption(result["description"] + (f"; {result['scoring']}" if result.get("scoring") else ""))
 st.metric("What a new corpus costs", f"{points(-new_corpus['drop'])} of UAR; the room gives back "
           f"{points(new_corpus['room_gain'])}", delta_color="off")
-st.markdown(WHY_A_NEW_CORPUS_IS_HARDER)
+st.markdown(why(WHY_A_NEW_CORPUS_IS_HARDER))

@@ -6,7 +6,9 @@ clear line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -420,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def jobs(p: argparse.ArgumentParser) -> None:
         p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+        p.add_argument("--cluster", metavar="ADDRESS",
+                       help=f"extract features on the workers of this Dask scheduler (tcp://host:8786; default: "
+                            f"${config.CLUSTER_ENV}, else this machine); docs/deploy.md says how to start them")
 
     def voice_norm(p: argparse.ArgumentParser, default: bool | None = False) -> None:
         p.add_argument("--voice-norm", action="store_true", default=default,
@@ -527,10 +532,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _cluster(address: str | None):
+    """--cluster: the Dask scheduler this command's feature extraction uses (features.cache reads
+    config.cluster_address), for this command only."""
+    if not address:
+        yield
+        return
+    before = os.environ.get(config.CLUSTER_ENV)
+    os.environ[config.CLUSTER_ENV] = address
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(config.CLUSTER_ENV, None)
+        else:
+            os.environ[config.CLUSTER_ENV] = before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with _cluster(getattr(args, "cluster", None)):
+            return args.handler(args)
     except SerError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

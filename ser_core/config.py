@@ -84,6 +84,7 @@ MODEL_NAME_MAX = 100  # characters; a model's folder name, well under a file nam
 DOWNLOAD_MIRROR_ENV = "SER_DOWNLOAD_MIRROR"
 
 
+CLUSTER_ENV = "SER_CLUSTER"  # a Dask scheduler's address (tcp://host:8786): feature extraction runs on its workers
 ICE_SERVERS_ENV = "SER_ICE_SERVERS"  # JSON list of STUN/TURN servers for the live page, e.g. [{"urls": "stun:..."}]
 
 
@@ -123,6 +124,12 @@ def set_data_dir_from_args(argv: Sequence[str] | None = None) -> None:
     known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     if known.data_dir:
         os.environ[DATA_DIR_ENV] = known.data_dir
+
+
+def cluster_address() -> str | None:
+    """The Dask scheduler that extracts features ($SER_CLUSTER, or a command's --cluster), or None: this machine's
+    cores."""
+    return os.environ.get(CLUSTER_ENV, "").strip() or None
 
 
 def cache_dir() -> Path:

@@ -185,6 +185,7 @@ class Predictor:
         """Calibrate this room: add the speech of recordings made here (a minute of a few students, unlabelled)
         to what the room has heard, on disk, and normalise by it; the voice heard so far is untouched. A
         recording that cannot be read is skipped, its message kept; ModelError when none holds speech."""
+        from .adaptation import SpeechStats
         from .audio import is_silent, peak_normalize
         from .features import extract
 
@@ -195,8 +196,6 @@ class Predictor:
         voiced = [peak_normalize(y) for y in windows if not is_silent(y)]
         if not voiced:
             raise ModelError(" ".join(["These recordings hold no speech to calibrate the room with.", *skipped]))
-        from .adaptation import SpeechStats
-
         X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in voiced])
         pooled = self._model_input(X, normalize=False)
         # Overlapping windows count as the share of a clip they bring, as a stream's do (hear()).

@@ -42,6 +42,18 @@ WHY_A_NEW_CORPUS_IS_HARDER = (
     "(here, the rest of the held-out corpus), as the app does with what it hears where it runs."
 )
 
+# The same three points in a sentence or two, for a projector (presentation mode).
+IN_SHORT = {
+    WHY_RANDOM_INFLATES: "A random split tests the model on voices it has already heard, the **same speakers** on "
+                         "both sides. Folds by speaker keep every test voice new, as for a student tomorrow: the "
+                         "lower figure is the one to believe.",
+    WHY_NORMALISATION_HELPS: "Voices differ more between people than between one person's moods. Describing each "
+                             "clip relative to its own speaker's average lets the model compare a voice with itself.",
+    WHY_A_NEW_CORPUS_IS_HARDER: "A corpus it never heard changes the studio, microphone, sentences and acting style "
+                                "at once, as a class at a laptop does. Hearing the room's other voices, without "
+                                "labels, gives part of it back.",
+}
+
 
 @dataclass(frozen=True)
 class Lesson:

@@ -24,6 +24,8 @@ from .inference import SILENCE, Calibration, Predictor, Timeline, WindowPredicti
 
 MAX_RECORDING = 600.0   # seconds of the session kept for the WAV download
 MAX_PENDING = 2         # windows waiting for the worker before the oldest is dropped
+BUSY_DELAY = 1.0        # s from a window's end to its result beyond which the page says results are late
+BUSY_MEMORY = 5.0       # s for which a dropped window keeps the page saying so
 
 
 def frame_samples(data: np.ndarray, channels: int, *, dtype: str = "s16") -> np.ndarray:
@@ -62,6 +64,7 @@ class LiveSession:
         self.last_ended_at = 0.0                 # wall time at which the newest result's window ended
         self.last_ready_at = 0.0                 # and at which its result was ready
         self.dropped = 0
+        self.last_dropped_at = 0.0               # wall time of the newest window dropped to keep up
         self.latencies: deque[float] = deque(maxlen=1000)  # seconds from a window's last sample to its result
         self.level_dbfs = -120.0
         self.error: str | None = None
@@ -121,8 +124,21 @@ class LiveSession:
                 try:
                     self._pending.get_nowait()   # the oldest window is stale now
                     self.dropped += 1
+                    self.last_dropped_at = time.time()
                 except queue.Empty:
                     pass
+
+    @property
+    def busy(self) -> str | None:
+        """What the page says when this server cannot keep up (its newest result came more than BUSY_DELAY after
+        its window, or a window was dropped in the last BUSY_MEMORY seconds), rather than showing stale results
+        as if they were now; None while it keeps up."""
+        late = self.latencies[-1] if self.latencies else 0.0
+        if late > BUSY_DELAY:
+            return f"The server is busy: results are delayed (the last came {late:.1f} s after you spoke)."
+        if time.time() - self.last_dropped_at < BUSY_MEMORY:
+            return "The server is busy: some moments were skipped to keep up with you."
+        return None
 
     # --- the end of a stream ---------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from ser_core.corpora import build_catalog
-from ser_core.lesson import leakage_lesson
+from ser_core.lesson import IN_SHORT, WHY_RANDOM_INFLATES, leakage_lesson
 from tests.clips import voice
 from tests.test_cli import ser
 from tests.test_pages import data_root, figures, page  # noqa: F401  (data_root is a fixture)
@@ -132,3 +132,8 @@ def test_a_lesson_computed_in_advance_shows_at_once_for_the_same_clips(monkeypat
     assert "Computed in advance" in " ".join(caption.value for caption in at.caption)
     assert f"{computed['speaker']['pooled']['accuracy']:.1%}" in [m.value for m in at.metric]
     assert "lesson" not in at.session_state  # nothing ran
+    shown = " ".join(block.value for block in at.markdown)
+    assert WHY_RANDOM_INFLATES in shown
+    at.session_state["presentation"] = True  # presentation mode: each explanation in a sentence or two
+    shown = " ".join(block.value for block in at.run().markdown)
+    assert IN_SHORT[WHY_RANDOM_INFLATES] in shown and WHY_RANDOM_INFLATES not in shown

@@ -93,6 +93,7 @@ def test_a_slow_model_drops_stale_windows_instead_of_queueing(predictor, monkeyp
         session.push_frame(frame)
     pushing = time.perf_counter() - started
     assert pushing < 3.0  # the audio side never waited for the 0.3 s model
+    assert "The server is busy" in session.busy  # the page says so, rather than showing stale results as new
     session.close()
     assert session.dropped > 20 and len(session.results) + session.dropped == 51
     assert session._pending.qsize() == 0
@@ -137,6 +138,16 @@ def test_the_reported_lag_runs_from_a_windows_last_sample_to_its_result(predicto
     assert all(lag >= 0.2 for lag in latencies)  # no result before the model had answered
     # Queued at about the same time, classified one after another: each waits 0.2 s longer than the one before.
     assert latencies[-1] - latencies[0] > 0.2 * 4, latencies
+    assert (session.busy is not None) == (latencies[-1] > 1.0)  # late by more than a second: "delayed"
+    session.close()
+
+
+def test_a_server_that_keeps_up_says_nothing_of_being_busy(predictor):
+    session = LiveSession(predictor, window=1.0, hop=0.25)
+    for frame in browser_frames(voice(duration=2.0, sr=BROWSER_RATE)):  # at the pace a microphone gives it
+        session.push_frame(frame)
+        time.sleep(frame.samples / BROWSER_RATE)
+    assert session.wait_for_result(0, timeout=5) and session.dropped == 0 and session.busy is None
     session.close()
 
 

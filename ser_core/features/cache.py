@@ -7,12 +7,13 @@ the clip (see cache_file). An entry is the SHA-256 of its payload, then the payl
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Union
@@ -20,12 +21,14 @@ from typing import Any, Union
 import numpy as np
 
 from .. import config
+from ..errors import OptionError
 
 Source = Union[str, os.PathLike, bytes]
 # compute(row, source, extra) -> the row's values, or why the clip cannot be used (a NaN row, not cached).
 Compute = Callable[[int, Source, Any], Union[np.ndarray, str]]
 
 CHUNK_SIZE = 32        # clips per worker task: enough to hide joblib's per-task cost, small enough for progress
+CLUSTER_TIMEOUT = 10  # s to reach a Dask scheduler before saying it cannot be reached
 CACHE_FORMAT = 2       # layout of a cache entry: part of every entry's key, so bump it when the layout changes
 _CHECKSUM_SIZE = 32    # bytes of the SHA-256 that starts every cache entry
 # Libraries whose versions can change the numbers; part of every cache key.
@@ -77,19 +80,50 @@ def cached_rows(sources: Sequence[Source], folder: Path, shape: tuple[int, ...],
 
 
 def _run_chunks(todo: list[tuple], compute: Compute, n_jobs: int, in_process_below: int):
-    """Each chunk's results as it finishes: here when one process suffices, else on a loky pool."""
+    """Each chunk's results as it finishes: here when one process suffices, else on a loky pool, or on a Dask
+    cluster's workers (config.cluster_address) through joblib's dask backend."""
     chunks = [todo[i:i + CHUNK_SIZE] for i in range(0, len(todo), CHUNK_SIZE)]
     if not chunks:
         return
     import joblib
 
-    workers = 1 if len(todo) < in_process_below else min(joblib.effective_n_jobs(n_jobs), len(chunks))
-    if workers == 1:
+    address = config.cluster_address()
+    if len(todo) < in_process_below or (not address and min(joblib.effective_n_jobs(n_jobs), len(chunks)) == 1):
         for chunk in chunks:
             yield _compute_chunk(chunk, compute)
         return
-    parallel = joblib.Parallel(n_jobs=workers, return_as="generator_unordered")
-    yield from parallel(joblib.delayed(_compute_chunk)(chunk, compute) for chunk in chunks)
+    with _backend(address):
+        parallel = joblib.Parallel(n_jobs=-1 if address else min(joblib.effective_n_jobs(n_jobs), len(chunks)),
+                                   return_as="generator_unordered")
+        yield from parallel(joblib.delayed(_compute_chunk)(chunk, compute) for chunk in chunks)
+
+
+@contextlib.contextmanager
+def _backend(address: str | None) -> Iterator[None]:
+    """joblib's default backend (loky, this machine's cores), or the Dask cluster at `address`: its workers read
+    the clips and write the cache, so both folders must be at the same paths on every worker (docs/deploy.md)."""
+    if address is None:
+        yield
+        return
+    import joblib
+
+    _dask_client(address)  # the process's default client, which joblib's dask backend uses
+    with joblib.parallel_config(backend="dask"):
+        yield
+
+
+@functools.lru_cache(maxsize=4)
+def _dask_client(address: str):
+    """One client per scheduler address and process; OptionError when the scheduler cannot be reached."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise OptionError(f"{config.CLUSTER_ENV} or --cluster needs Dask: pip install 'dask[distributed]'.") from None
+    try:
+        return Client(address, timeout=CLUSTER_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise OptionError(f"Cannot reach the Dask scheduler at {address}: {error}. Start it (`dask scheduler`) and "
+                          "its workers, or unset --cluster / " + config.CLUSTER_ENV + ".") from None
 
 
 def _compute_chunk(chunk: list[tuple], compute: Compute) -> tuple[list[tuple[int, np.ndarray | str]], str | None]:

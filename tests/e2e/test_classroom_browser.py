@@ -46,8 +46,10 @@ def test_a_fresh_install_classifies_an_example_in_one_click_readable_from_the_ba
     examples.nth(11).wait_for()
     assert examples.count() == 12
     assert all(on_screen(examples.nth(i)) for i in range(12))
-    assert on_screen(page.locator('[data-testid="stFileUploaderDropzone"]'))
-    assert page.get_by_text("No corpus found").count() == 1  # and what to do about it
+    dropzone = page.locator('[data-testid="stFileUploaderDropzone"]')
+    dropzone.wait_for()
+    assert on_screen(dropzone)
+    expect(page.get_by_text("No corpus found")).to_have_count(1, timeout=60_000)  # and what to do about it
     assert page.get_by_text("Deploy").count() == 0  # no developer toolbar in class
 
     page.locator(".st-key-home_clip_1091_IEO_ANG_HI button").click()
@@ -58,9 +60,9 @@ def test_a_fresh_install_classifies_an_example_in_one_click_readable_from_the_ba
     probability = page.locator('.st-key-prediction [data-testid="stMetricDelta"]')
     assert probability.inner_text().endswith("% probability")
     assert float(probability.evaluate("e => getComputedStyle(e).fontSize").removesuffix("px")) >= 24
-    expect(page.get_by_text("The actor was acting angry")).to_be_visible()
+    expect(page.get_by_text("The actor was acting angry")).to_be_visible(timeout=60_000)
     bars = page.locator(".st-key-prediction .js-plotly-plot .bartext")  # every bar's value, upright
-    expect(bars).to_have_count(7)
+    expect(bars).to_have_count(7, timeout=60_000)
     assert all(text.endswith("%") for text in bars.evaluate_all("texts => texts.map(t => t.textContent)"))
     assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -115,7 +117,8 @@ def test_record_page_says_what_is_missing_and_what_to_do_without_a_microphone(fr
     page.goto(f"{fresh_server}/Record")
     from playwright.sync_api import expect
 
-    expect(page.get_by_text("To save: record or upload a clip, name the corpus, enter the speaker.")).to_be_visible()
-    expect(page.get_by_text("NotAllowedError").first).to_be_visible()
-    expect(page.get_by_role("button", name="Save clip")).to_be_disabled()
+    expect(page.get_by_text("To save: record or upload a clip, name the corpus, enter the speaker.")).to_be_visible(
+        timeout=120_000)
+    expect(page.get_by_text("NotAllowedError").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Save clip")).to_be_disabled(timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
