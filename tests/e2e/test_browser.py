@@ -132,10 +132,11 @@ def test_short_training_draws_curves_and_a_confusion_matrix(server, page):
     page.goto(f"{server}/Train")
     # A small slice: four RAVDESS actors, the Keras MLP on eGeMAPS, 2 folds, 3 epochs. The model first: the form
     # below it then shows the settings a Keras model takes.
-    model = page.locator(".st-key-train_model")  # Streamlit names a keyed widget's element st-key-<key>
-    model.click()
-    page.get_by_role("option", name="mlp", exact=True).click()
     form = page.locator('[data-testid="stForm"]').first
+    form.wait_for()  # the page is drawn: a click now is not lost in a redraw
+    model = page.locator(".st-key-train_model")  # Streamlit names a keyed widget's element st-key-<key>
+    model.get_by_role("combobox").click()
+    page.get_by_role("option", name="mlp", exact=True).click()
     form.get_by_label("Epochs", exact=True).wait_for()
     speakers = form.locator('[data-testid="stMultiSelect"]').nth(1)
     for actor in ("ravdess_01", "ravdess_02", "ravdess_03", "ravdess_04"):
