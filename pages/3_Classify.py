@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from app_common import (audio_uploader, calibrated_predictor, catalog, classify_upload, clip_to_classify, heavy_job,
-                        model_picker,
-                        page_config, predictor, room_panel, session_predictor, show_prediction, upload_samples)
+                        model_picker, page_config, predictor, room_panel, session_predictor, show_prediction,
+                        upload_samples)
 from ser_core import config, explain, plots
 from ser_core.errors import SerError
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import config
+from . import config, glossary
 from .errors import ModelError, OptionError
 from .files import hold_lock, remove_stale
 
@@ -427,7 +427,7 @@ def _plain_summary(metadata: dict, protocol: str | None, result: dict, new_corpu
         text += f"Right {result['accuracy']:.0%} of the time {heard}"
         if new_corpus and protocol == "speaker":
             text += f", about {next(iter(new_corpus.values())):.0%} on a corpus it never heard"
-        text += f" (chance: {1 / len(labels):.0%} for {len(labels)} emotions)."
+        text += f" ({glossary.chance(len(labels))})."
     return text
 
 

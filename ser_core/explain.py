@@ -361,7 +361,7 @@ _STATISTICS = (
 
 def feature_meaning(name: str) -> str:
     """A plain-words gloss of a feature name (eGeMAPS, mfcc_prosody, librosa180 or pooled frames), with the
-    statistic it takes ("timbre (MFCC) 5, median"); "" when unknown."""
+    statistic it takes ("timbre (MFCC 5), median"); "" when unknown."""
     meaning = next((meaning for prefix, meaning in _MEANINGS if name.startswith(prefix)), "")
     if not meaning:
         return ""

@@ -186,23 +186,20 @@ class Predictor:
         to what the room has heard, on disk, and normalise by it; the voice heard so far is untouched. A
         recording that cannot be read is skipped, its message kept; ModelError when none holds speech."""
         from .adaptation import SpeechStats
-        from .audio import is_silent, peak_normalize
-        from .features import extract
 
         if not self.voice_norm:
             raise ModelError(f"Model {self.name} classifies each clip as it is: it does not use what the room "
                              "sounds like. Choose a model that adapts to the room.")
         windows, seconds, skipped = self._read_windows(sources, window, hop)
-        voiced = [peak_normalize(y) for y in windows if not is_silent(y)]
-        if not voiced:
+        X, _ = self._speech_features(windows)
+        if not len(X):
             raise ModelError(" ".join(["These recordings hold no speech to calibrate the room with.", *skipped]))
-        X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in voiced])
         pooled = self._model_input(X, normalize=False)
         # Overlapping windows count as the share of a clip they bring, as a stream's do (hear()).
         self.heard_room = (self.heard_room or SpeechStats.empty(pooled.shape[1])).add(
-            pooled, seconds * len(voiced) / len(windows), weight=min(1.0, hop / window))
+            pooled, seconds * len(X) / len(windows), weight=min(1.0, hop / window))
         self.share_with_room()
-        return Calibration(len(voiced), len(sources) - len(skipped), skipped, adapted=False)
+        return Calibration(len(X), len(sources) - len(skipped), skipped, adapted=False)
 
     def forget_room(self) -> None:
         """Start this room over (another classroom, another microphone): its statistics on disk, and what this
@@ -250,21 +247,18 @@ class Predictor:
         what adaptation needs (a speaker-normalised `ridge`) also self-trains on the clips, unlabelled
         (classifiers.adapt_ridge), starting again from the saved model each time. A voice_norm model takes them as
         the voice it has heard, in place of what it heard before. Returns clips used."""
-        from .audio import is_silent, peak_normalize
-        from .features import extract, speaker_stats
+        from .features import speaker_stats
 
         self._check_calibratable()
-        voiced = [peak_normalize(y) for y in clips if not is_silent(y)]
-        if len(voiced) < 2:
+        X, seconds = self._speech_features(clips)
+        if len(X) < 2:
             raise ModelError("Calibration needs at least two windows of the speaker's speech (a few seconds); "
-                             f"it got {len(voiced)}.")
-        X = np.stack([extract(y, self.pipeline.sample_rate, self.pipeline) for y in voiced])
+                             f"it got {len(X)}.")
         if self.voice_norm:
             from .adaptation import SpeechStats
 
-            seconds = sum(len(y) for y in voiced) / self.pipeline.sample_rate
             self.voice = SpeechStats.of(self._model_input(X, normalize=False), seconds)
-            return len(voiced)
+            return len(X)
         stats = speaker_stats(self._model_input(X, normalize=False), ["speaker"] * len(X), self._input_kind,
                               self.typical_speaker_std)
         self.speaker_stats = stats["speaker"]
@@ -274,7 +268,7 @@ class Predictor:
 
             adapted = adapt_ridge(self.trained.model, self.trained.adaptation, self._model_input(X))
             self.bundle = replace(self.trained, model=adapted)
-        return len(voiced)
+        return len(X)
 
     def calibrate_files(self, sources: Sequence, *, window: float = config.WINDOW,
                         hop: float = config.HOP) -> Calibration:
@@ -289,6 +283,18 @@ class Predictor:
         except ModelError as error:
             raise ModelError(" ".join([str(error), *skipped])) from None
         return Calibration(used, len(sources) - len(skipped), skipped, self.adapted)
+
+    def _speech_features(self, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
+        """The pipeline's features of each clip that holds speech (silent ones are skipped), peak-normalised first,
+        as training clips were, so the microphone's level does not matter: (n, *pipeline.shape); and the seconds
+        of those clips."""
+        from .audio import is_silent, peak_normalize
+        from .features import extract
+
+        sr = self.pipeline.sample_rate
+        voiced = [y for y in clips if not is_silent(y)]
+        X = np.array([extract(peak_normalize(y), sr, self.pipeline) for y in voiced], dtype=np.float32)
+        return X.reshape(-1, *self.pipeline.shape), sum(len(y) for y in voiced) / sr
 
     def _read_windows(self, sources: Sequence, window: float,
                       hop: float) -> tuple[list[np.ndarray], float, list[str]]:

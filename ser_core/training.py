@@ -174,7 +174,7 @@ class Event:
     done: int = 0
     total: int = 0
     metrics: dict = field(default_factory=dict)
-    at: float = field(default_factory=time.monotonic)  # when it happened, for progress_text's estimate
+    at: float = field(default_factory=time.monotonic)  # when it happened, for run_progress's estimate
 
 
 def run_progress(events: list[Event]) -> tuple[float, str]:

@@ -88,13 +88,13 @@ def _run_chunks(todo: list[tuple], compute: Compute, n_jobs: int, in_process_bel
     import joblib
 
     address = config.cluster_address()
-    if len(todo) < in_process_below or (not address and min(joblib.effective_n_jobs(n_jobs), len(chunks)) == 1):
+    workers = -1 if address else min(joblib.effective_n_jobs(n_jobs), len(chunks))  # -1: the cluster's
+    if len(todo) < in_process_below or workers == 1:
         for chunk in chunks:
             yield _compute_chunk(chunk, compute)
         return
     with _backend(address):
-        parallel = joblib.Parallel(n_jobs=-1 if address else min(joblib.effective_n_jobs(n_jobs), len(chunks)),
-                                   return_as="generator_unordered")
+        parallel = joblib.Parallel(n_jobs=workers, return_as="generator_unordered")
         yield from parallel(joblib.delayed(_compute_chunk)(chunk, compute) for chunk in chunks)
 
 
