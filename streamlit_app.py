@@ -32,7 +32,7 @@ def home() -> None:
             st.error(str(error))
         else:
             show_prediction(prediction, example=example)
-        st.audio(source)
+            st.audio(source)  # not for a file that is not audio: an empty player says nothing
 
     root = config.data_root()
     left, right = st.columns(2)
