@@ -169,7 +169,9 @@ def catalog_or_message() -> pd.DataFrame | None:
 def predictor(model: str | None):
     from ser_core.inference import Predictor
 
-    return Predictor.load(model)
+    loaded = Predictor.load(model)
+    jobs.one_maths_thread()  # a server for a class: many sessions at once, one maths thread each
+    return loaded
 
 
 def session_predictor(model: str):

@@ -26,6 +26,7 @@ import soundfile as sf  # noqa: E402
 from ser_core import config  # noqa: E402
 from ser_core.audio import load_audio  # noqa: E402
 from ser_core.corpora import build_catalog  # noqa: E402
+from tests.e2e.test_browser import in_loopback_namespace  # noqa: E402
 
 
 def main() -> None:
@@ -39,9 +40,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         wav, out = Path(folder) / "microphone.wav", Path(folder) / "live.json"
         sf.write(wav, speech, 48_000, subtype="PCM_16")
-        script = (f"ip link set lo up && ip addr add 127.0.0.2/8 dev lo && exec {sys.executable} "
-                  f"tests/e2e/live_session.py {out} --listen {args.seconds} {wav}")
-        subprocess.run(["unshare", "-n", "sh", "-c", script], cwd=ROOT, check=True, timeout=args.seconds + 300)
+        command = [sys.executable, "tests/e2e/live_session.py", str(out), "--listen", str(args.seconds), str(wav)]
+        subprocess.run(in_loopback_namespace(command), cwd=ROOT, check=True, timeout=args.seconds + 300)
         [page] = json.loads(out.read_text())
     lags = np.array(page["lags_ms"])
     print(f"{len(lags)} window results drawn over {args.seconds:.0f} s of speech (hop 0.5 s, window "

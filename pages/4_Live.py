@@ -16,7 +16,7 @@ st.title("Live microphone")
 st.caption("Press START and speak: the emotion of your last few seconds appears as you talk. Your audio stays "
            "on this server and is kept only if you download it.")
 
-from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
+from streamlit_webrtc import AudioSinkTrack, WebRtcMode, webrtc_streamer  # noqa: E402
 
 from ser_core.live import LiveSession  # noqa: E402
 
@@ -71,13 +71,11 @@ elif live.predictor.bundle.metadata.get("speaker_norm"):
             st.error(str(error))
 
 
-def on_audio(frame):
-    holder["session"].push_frame(frame)
-    return frame
-
-
+# Each audio frame goes to the session straight from the WebRTC event loop (push_frame only buffers): a frame
+# callback would add a thread and two queues per student, which a class of thirty pays for (bench/bench_class.py).
+sink = holder.setdefault("sink", AudioSinkTrack(lambda frame: holder["session"].push_frame(frame)))
 context = webrtc_streamer(
-    key="live-microphone", mode=WebRtcMode.SENDONLY, audio_frame_callback=on_audio,
+    key="live-microphone", mode=WebRtcMode.SENDONLY, sink_audio_track=sink,
     media_stream_constraints={"audio": {"echoCancellation": False, "noiseSuppression": False,
                                         "autoGainControl": False}, "video": False},
     rtc_configuration={"iceServers": ice},
@@ -98,10 +96,11 @@ def draw_results(live: LiveSession, results: list, playing: bool) -> None:
         st.metric("Now", last.label, f"{last.probabilities[last.label]:.0%}", delta_color="off")
     else:
         st.metric("Now", "silence")
-    if playing:  # data-ended and data-ready let bench/bench_live_page.py time the result's way to the page
+    if playing:  # data-* let bench/bench_live_page.py and bench_class.py time the result's way to the page
         st.caption(f'Window {last.start:.1f}–{last.end:.1f} s of the stream, <span data-ended="'
-                   f'{live.last_ended_at * 1000:.0f}" data-ready="{live.last_ready_at * 1000:.0f}">shown '
-                   f'{time.time() - live.last_ended_at:.2f} s after it ended</span>.', unsafe_allow_html=True)
+                   f'{live.last_ended_at * 1000:.0f}" data-ready="{live.last_ready_at * 1000:.0f}" data-dropped="'
+                   f'{live.dropped}">shown {time.time() - live.last_ended_at:.2f} s after it ended</span>.',
+                   unsafe_allow_html=True)
         # Light SVG charts while streaming: redrawing Plotly charts every hop made results reach the page
         # about 0.2 s later (bench/bench_live_page.py).
         left, right = st.columns([2, 3])
@@ -112,9 +111,7 @@ def draw_results(live: LiveSession, results: list, playing: bool) -> None:
         if last.probabilities:
             st.plotly_chart(plots.probabilities(last.probabilities, "Last window"), key="live_bars")
         st.plotly_chart(plots.timeline(results[-60:], live.predictor.labels), key="live_timeline")
-    if playing and live.busy:
-        st.warning(live.busy)
-    elif live.dropped:
+    if live.dropped:
         st.caption(f"{live.dropped} windows skipped to keep up.")
     if live.predictor.voice_norm:
         st.caption(live.predictor.heard_description().capitalize() + ".")
@@ -150,12 +147,18 @@ def live_view() -> None:
             draw_results(live, live.results, playing=False)
             draw_summary(live)
         return
-    level, shown = st.empty(), st.empty()
+    level, notice, shown = st.empty(), st.empty(), st.empty()
     shown.caption(f"Listening… the first result comes after {live.window:g} s.")
-    drawn = 0
+    drawn, noticed = 0, None
     while not live.closed:
         has_new = live.wait_for_result(drawn, timeout=REDRAW)
         level.progress(min(1.0, max(0.0, (live.level_dbfs + 60) / 60)), text=f"input level {live.level_dbfs:.0f} dBFS")
+        if live.busy != noticed:  # said even while no result comes, so a stale one never passes for now
+            noticed = live.busy
+            if noticed:
+                notice.warning(noticed)
+            else:
+                notice.empty()
         if live.error:
             shown.error(live.error)
         elif has_new:

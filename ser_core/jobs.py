@@ -97,6 +97,19 @@ def release_memory() -> None:
         trim(0)
 
 
+def one_maths_thread() -> None:
+    """Let every loaded maths library (numpy's and scipy's OpenBLAS, scikit-learn's OpenMP) use one thread in this
+    process, for good.
+
+    A server classifies many sessions' windows at once, each on its own thread, so the libraries' own threads add
+    nothing but their spinning while they wait for work: that doubled the server's CPU with 8 live students
+    (bench/bench_class.py). Call it once the model is loaded, when the libraries it uses are loaded too.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(None)

@@ -26,6 +26,8 @@ MAX_RECORDING = 600.0   # seconds of the session kept for the WAV download
 MAX_PENDING = 2         # windows waiting for the worker before the oldest is dropped
 BUSY_DELAY = 1.0        # s from a window's end to its result beyond which the page says results are late
 BUSY_MEMORY = 5.0       # s for which a dropped window keeps the page saying so
+NO_SOUND = 2.0          # s without a frame, once the stream has begun, after which the page says none arrives
+FRAME_BATCH = 0.1       # s of WebRTC frames (20 ms each) converted together, unless a window ends sooner
 
 
 def frame_samples(data: np.ndarray, channels: int, *, dtype: str = "s16") -> np.ndarray:
@@ -56,6 +58,10 @@ class LiveSession:
         self._recorded = 0
         self._resampler = None
         self._in_rate = None
+        self._frames: list[np.ndarray] = []     # WebRTC frames not yet converted, how many samples they hold,
+        self._framed = 0                         # and their (channels, sample format, rate)
+        self._frame_format = (1, "s16", 48_000)
+        self._frames_lock = threading.Lock()
         self._calibrating: list[np.ndarray] | None = None
         self._lock = threading.Lock()
         self._new_result = threading.Condition(self._lock)  # lets a display wake as soon as a result is in
@@ -65,7 +71,9 @@ class LiveSession:
         self.last_ready_at = 0.0                 # and at which its result was ready
         self.dropped = 0
         self.last_dropped_at = 0.0               # wall time of the newest window dropped to keep up
+        self.last_frame_at = 0.0                 # wall time of the newest WebRTC frame
         self.latencies: deque[float] = deque(maxlen=1000)  # seconds from a window's last sample to its result
+        self._working_on: float | None = None    # when the window the worker is classifying was queued
         self.level_dbfs = -120.0
         self.error: str | None = None
         # The worker holds the session weakly: when a browser session ends (a reload, a closed tab) and its
@@ -88,13 +96,15 @@ class LiveSession:
             self._in_rate = sample_rate
             self._resampler = (None if sample_rate == self.sr else
                                soxr.ResampleStream(sample_rate, self.sr, 1, dtype="float32"))
-        y = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        y = np.asarray(samples, dtype=np.float32)
+        if not np.isfinite(y).all():
+            y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
         if self._resampler is not None:
             y = self._resampler.resample_chunk(y, last=last)
         if not len(y):
             return
         with self._lock:
-            self.level_dbfs = float(20 * np.log10(max(float(np.sqrt(np.mean(np.square(y)))), 1e-6)))
+            self.level_dbfs = float(20 * np.log10(max(float(np.sqrt(np.dot(y, y) / len(y))), 1e-6)))
             if self._recorded < MAX_RECORDING * self.sr:
                 self._recording.append((np.clip(y, -1, 1) * 32767).astype(np.int16))  # half of float32
                 self._recorded += len(y)
@@ -111,9 +121,24 @@ class LiveSession:
             self._buffer, self._buffer_start = self._buffer[drop:], self._buffer_start + drop
 
     def push_frame(self, frame) -> None:
-        """Add a PyAV AudioFrame (what streamlit-webrtc's audio callback receives)."""
-        channels = len(frame.layout.channels)
-        self.push(frame_samples(frame.to_ndarray(), channels, dtype=frame.format.name), frame.sample_rate)
+        """Add a PyAV AudioFrame (what streamlit-webrtc hands over every 20 ms). Frames are converted and pushed
+        FRAME_BATCH seconds at a time, or as soon as they complete a window: converting each frame on its own
+        costs more than everything else a live student asks of the server but the model (bench/bench_class.py)."""
+        self.last_frame_at = time.time()
+        with self._frames_lock:
+            self._frames.append(frame.to_ndarray())
+            self._framed += frame.samples
+            self._frame_format = len(frame.layout.channels), frame.format.name, frame.sample_rate
+            until_window = (self._next_end - self._buffer_start - len(self._buffer)) * frame.sample_rate / self.sr
+            if self._framed >= min(FRAME_BATCH * frame.sample_rate, until_window):
+                self._push_frames()
+
+    def _push_frames(self) -> None:
+        """Convert and push the frames gathered so far (with _frames_lock held)."""
+        if self._frames:
+            channels, dtype, rate = self._frame_format
+            data, self._frames, self._framed = np.concatenate(self._frames, axis=-1), [], 0
+            self.push(frame_samples(data, channels, dtype=dtype), rate)
 
     def _enqueue(self, item) -> None:
         while True:
@@ -130,15 +155,32 @@ class LiveSession:
 
     @property
     def busy(self) -> str | None:
-        """What the page says when this server cannot keep up (its newest result came more than BUSY_DELAY after
-        its window, or a window was dropped in the last BUSY_MEMORY seconds), rather than showing stale results
-        as if they were now; None while it keeps up."""
+        """What the page says when this server cannot keep up (no audio for NO_SOUND seconds, a window waiting or
+        its newest result coming more than BUSY_DELAY after its window, or a window dropped in the last
+        BUSY_MEMORY seconds), rather than showing stale results as if they were now; None while it keeps up."""
+        unheard = time.time() - self.last_frame_at
+        if self.last_frame_at and unheard > NO_SOUND:  # a network or a server too busy to take the audio in
+            return (f"No sound has reached the server for {unheard:.0f} s: the network or the server is too busy. "
+                    "If it lasts, press STOP, then START.")
         late = self.latencies[-1] if self.latencies else 0.0
+        waiting = self._waiting()
+        if waiting > max(late, BUSY_DELAY):  # an overloaded server may give no result at all for a while
+            return f"The server is busy: results are delayed (the next is {waiting:.1f} s late so far)."
         if late > BUSY_DELAY:
             return f"The server is busy: results are delayed (the last came {late:.1f} s after you spoke)."
         if time.time() - self.last_dropped_at < BUSY_MEMORY:
             return "The server is busy: some moments were skipped to keep up with you."
         return None
+
+    def _waiting(self) -> float:
+        """Seconds the oldest window without a result has waited since it was queued (0 when none waits)."""
+        oldest = self._working_on
+        if oldest is None:
+            try:
+                oldest = self._pending.queue[0][2]
+            except (IndexError, TypeError):  # nothing queued, or only the end of the stream
+                return 0.0
+        return time.time() - oldest
 
     # --- the end of a stream ---------------------------------------------------------------------------------
 
@@ -146,6 +188,8 @@ class LiveSession:
         """End the stream: the resampler's last samples go in, queued windows are classified, the worker stops,
         and what a voice_norm model heard joins the room's statistics (Predictor.share_with_room)."""
         if self._running:
+            with self._frames_lock:
+                self._push_frames()
             if self._in_rate:
                 self.push(np.zeros(0, np.float32), self._in_rate, last=True)
             self._pending.put(None)
@@ -230,6 +274,7 @@ def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None
             if item is None or session is None:
                 return
             start, samples, queued = item
+            session._working_on = queued
             # A voice_norm model hears each voiced window after classifying it: the hop is its new speech.
             [result] = session.predictor.timeline([(start, samples)], hear=session.hop).windows
             with session._new_result:
@@ -243,4 +288,5 @@ def _work(session_ref: "weakref.ref[LiveSession]", pending: queue.Queue) -> None
         except Exception:  # a bug must not stop the worker: close() would then wait on a full queue forever
             logging.getLogger(__name__).exception("classifying a live window failed")
             session.error = "Classifying this window failed unexpectedly; the server's log says why."
+        session._working_on = None
         del session  # hold it only while classifying, so that a forgotten session can be collected

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import threading
 import time
 
 import av
@@ -65,6 +67,31 @@ def test_windows_every_hop_with_silence_marked(predictor):
     assert [w.label for w in windows[-3:]] == [SILENCE] * 3  # 4-6, 5-7 and 6-8 s hold no speech
     summary = session.timeline().summary()
     assert summary["label"] == "angry" and summary["share"][SILENCE] == pytest.approx(3 / 7)
+
+
+def test_frames_gathered_for_speed_still_make_each_window_as_soon_as_it_ends(predictor, monkeypatch):
+    """Frames are converted a few at a time (a class of thirty pays for per-frame work), but a window must not
+    wait for the batch: it is queued with the frame that completes it, and holds the same samples as when the
+    audio comes in one piece."""
+    audio = voice(duration=3.0, sr=BROWSER_RATE)
+    whole = LiveSession(predictor, window=1.0, hop=0.25, max_pending=100)
+    queued_whole = []
+    monkeypatch.setattr(whole, "_enqueue", queued_whole.append)
+    whole.push((np.clip(audio, -1, 1) * 32767).astype(np.int16) / 32768, BROWSER_RATE)  # as the frames carry it
+    framed = LiveSession(predictor, window=1.0, hop=0.25, max_pending=100)
+    queued = []  # (window start, samples, seconds of audio pushed when it was queued)
+    pushed = 0.0
+    monkeypatch.setattr(framed, "_enqueue", lambda item: queued.append((item[0], item[1], pushed)))
+    for frame in browser_frames(audio):
+        pushed += frame.samples / BROWSER_RATE
+        framed.push_frame(frame)
+    assert [start for start, *_ in queued] == [start for start, *_ in queued_whole] == [0.0, 0.25, 0.5, 0.75,
+                                                                                         1.0, 1.25, 1.5, 1.75]
+    for (start, samples, at), (_, samples_whole, _) in zip(queued, queued_whole):
+        assert start + 1.0 <= at + 1e-9 and at - (start + 1.0) < 0.045  # within two frames of the window's end
+        assert np.allclose(samples, samples_whole, atol=1e-5)
+    framed.close()
+    whole.close()
 
 
 def test_recording_and_timeline_downloads(predictor):
@@ -139,6 +166,41 @@ def test_the_reported_lag_runs_from_a_windows_last_sample_to_its_result(predicto
     # Queued at about the same time, classified one after another: each waits 0.2 s longer than the one before.
     assert latencies[-1] - latencies[0] > 0.2 * 4, latencies
     assert (session.busy is not None) == (latencies[-1] > 1.0)  # late by more than a second: "delayed"
+    session.close()
+
+
+def test_a_server_that_gives_no_result_at_all_says_it_is_busy_before_one_comes(predictor, monkeypatch):
+    """Overloaded, a server may classify nothing for seconds: the page must not leave the last result up as if
+    it were now."""
+    release, original = threading.Event(), predictor.predict_samples
+
+    def stuck(y, **how):
+        release.wait(10)
+        return original(y, **how)
+
+    monkeypatch.setattr(predictor, "predict_samples", stuck)
+    session = LiveSession(predictor, window=1.0, hop=0.5, max_pending=100)
+    for frame in browser_frames(voice(duration=1.5, sr=BROWSER_RATE)):
+        session.push_frame(frame)
+    assert session.busy is None  # just queued: not late yet
+    time.sleep(1.3)
+    assert not session.results and "results are delayed" in session.busy
+    release.set()
+    assert session.wait_for_result(0, timeout=10)
+    session.close()
+
+
+def test_a_stream_whose_audio_stops_arriving_says_so(predictor, monkeypatch):
+    """Past its capacity a server (or a network) may stop taking a stream's audio in while the connection stays
+    up: the page must say so rather than keep the last result up as if it were now."""
+    session = LiveSession(predictor, window=1.0, hop=0.5, max_pending=100)
+    assert session.busy is None  # nothing has arrived yet: still connecting, not silent
+    for frame in browser_frames(voice(duration=1.5, sr=BROWSER_RATE)):
+        session.push_frame(frame)
+    assert session.wait_for_result(0, timeout=10) and session.busy is None
+    monkeypatch.setattr(time, "time", lambda now=time.time(): now + 2.5)  # 2.5 s on, no frame since
+    assert re.search(r"No sound has reached the server for [23] s", session.busy), session.busy
+    monkeypatch.undo()
     session.close()
 
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from ser_core import config
 from ser_core.errors import SilentAudioError
 from ser_core.inference import Predictor
-from ser_core.jobs import JobQueue
+from ser_core.jobs import JobQueue, one_maths_thread
 from tests.clips import voice
 from tests.conftest import PROJECT_ROOT
 
@@ -84,6 +84,19 @@ def test_stopping_a_queued_training_run_takes_it_out_of_the_queue(monkeypatch):
     assert job.error == "Stopped before it started." and job.run is None and not ran
     with queue.slot():  # its place was given up: the queue is free again
         pass
+
+
+def test_the_server_runs_its_maths_on_one_thread_once_a_model_is_loaded():
+    """A class's live windows are classified on many threads at once; BLAS's and OpenMP's own threads only spin
+    beside them (the server's CPU doubled with 8 live students, bench/bench_class.py)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    Predictor.load()  # loads every BLAS library the model uses
+    with threadpool_limits(limits=None):  # gives this test process its own limits back after
+        one_maths_thread()
+        libraries = threadpool_info()
+        assert any(library["user_api"] == "blas" for library in libraries), libraries
+        assert all(library["num_threads"] == 1 for library in libraries), libraries
 
 
 def test_a_long_clip_is_classified_window_by_window_in_bounded_memory():

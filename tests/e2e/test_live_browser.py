@@ -6,9 +6,7 @@ Runs tests/e2e/live_session.py inside a loopback-only network namespace (root, `
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -22,6 +20,7 @@ from ser_core.audio import load_audio
 from ser_core.corpora import build_catalog
 from ser_core.inference import Predictor
 from tests.conftest import PROJECT_ROOT
+from tests.e2e.test_browser import in_loopback_namespace, require_loopback_namespace
 
 LIVE_HOP = 0.5  # the page's default hop
 
@@ -54,8 +53,7 @@ def pick_clip(catalog, label: str, predictor: Predictor) -> str:
 
 @pytest.fixture(scope="module")
 def clips(shared_corpora, tmp_path_factory):
-    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
-        pytest.fail("the WebRTC test needs root, unshare and ip (a loopback-only network namespace)")
+    require_loopback_namespace()
     catalog = build_catalog(shared_corpora, ["tess"])
     predictor = Predictor.load()
     folder = tmp_path_factory.mktemp("microphone")
@@ -70,10 +68,9 @@ def clips(shared_corpora, tmp_path_factory):
 
 def run_live(tmp_path, wavs: list[str], *options: str) -> list[dict]:
     out = tmp_path / "live.json"
-    script = (f"ip link set lo up && ip addr add 127.0.0.2/8 dev lo && "
-              f"exec {sys.executable} tests/e2e/live_session.py {out} {' '.join(options)} {' '.join(wavs)}")
-    result = subprocess.run(["unshare", "-n", "sh", "-c", script], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=300)
+    command = [sys.executable, "tests/e2e/live_session.py", str(out), *options, *wavs]
+    result = subprocess.run(in_loopback_namespace(command), cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(out.read_text())
 
