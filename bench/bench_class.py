@@ -12,8 +12,9 @@ the figures are for a server that also plays thirty laptops.
 Per N it prints the time from a window's end to its result reaching the student's page (median and p95 over all
 results, and the worst student's p95), windows the server dropped to keep up, the share of windows whose result
 the page drew (it draws the newest when it wakes, so a slow page skips some), sessions lost (no result in the last
-LOST_AFTER seconds, or a failed connection), how often the page said the server is busy, the upload's time to a
-result, and the app's CPU (cores) and memory. It stops raising N once p95 passes BROKEN_P95. --processes P spreads
+LOST_AFTER seconds, or a failed connection; whether their WebRTC connections were still up and how much speech
+their clients had sent), how often the page said the server is busy, the upload's time to a result, and the app's
+CPU (cores) and memory. It stops raising N once p95 passes BROKEN_P95. --processes P spreads
 the students over P app processes, as docs/deploy.md's nginx site does. --profile N then runs a class of N more,
 samples the (first) app process with py-spy, counting only the thread that holds Python's lock, and says where
 that time goes (sampling stops the process, so that class's figures are not reported).
@@ -224,8 +225,8 @@ def run_level(n: int, seconds: float, voices: list[str], data_dir: Path, folder:
 def summarise(n: int, processes: int, students: list[dict], uploads: list[float], meter: ServerMeter,
               places: dict | None) -> dict:
     lags = np.concatenate([np.asarray(s["lags_ms"], dtype=float) for s in students]) / 1000
-    lost = sum(1 for s in students if s["error"] or not s["lags_ms"] or
-               s.get("last_result_at", math.inf) < s.get("stream_end", 0) - LOST_AFTER)
+    lost = [s for s in students if s["error"] or not s["lags_ms"] or
+            s.get("last_result_at", math.inf) < s.get("stream_end", 0) - LOST_AFTER]
     robots = [s for s in students if s.get("starts")]  # the aiortc students, who read every drawn result
     made = sum(round(s["starts"][-1] / HOP) + 1 for s in robots)  # windows each stream made, up to its last
     worst = max((np.percentile(s["lags_ms"], 95) / 1000 for s in students if s["lags_ms"]), default=math.nan)
@@ -233,7 +234,10 @@ def summarise(n: int, processes: int, students: list[dict], uploads: list[float]
             "median_s": float(np.median(lags)) if lags.size else math.nan,
             "p95_s": float(np.percentile(lags, 95)) if lags.size else math.nan, "worst_student_p95_s": worst,
             "dropped_share": sum(s["dropped"] for s in robots) / made if robots else math.nan,
-            "drawn_share": sum(len(s["starts"]) for s in robots) / made if robots else math.nan, "lost": lost,
+            "drawn_share": sum(len(s["starts"]) for s in robots) / made if robots else math.nan, "lost": len(lost),
+            # where a lost session stalled: was its WebRTC connection still up, and did its client keep sending?
+            "lost_connected": sum(1 for s in lost if s.get("connection") == "connected"),
+            "lost_audio_sent_s": float(np.median([s["audio_sent_s"] for s in lost if "audio_sent_s" in s] or [0])),
             "busy_shown": sum(s.get("busy_shown", 0) for s in students),
             "upload_median_s": float(np.median(uploads)) if uploads else math.nan,
             "uploads": len(uploads), "cpu_cores": float(np.mean(meter.cores[4:] or meter.cores)),
@@ -254,6 +258,9 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         if r["errors"]:
             print(f"{r['students']} students: {r['errors']}")
+        if r["lost"]:
+            print(f"{r['students']} students: of the {r['lost']} sessions lost, {r['lost_connected']} were still "
+                  f"connected at the end; their clients sent a median {r['lost_audio_sent_s']:.0f} s of speech")
 
 
 def main() -> None:

@@ -78,6 +78,7 @@ class StudentRecord:
     stream_end: float = 0.0  # when this student pressed STOP
     connection: str = ""  # the WebRTC connection's state then
     states: list = field(default_factory=list)  # (seconds after START, WebRTC connection state) as it changed
+    audio_sent_s: float = 0.0  # seconds of speech this client's WebRTC sender took from its microphone
 
 
 class LivePage:
@@ -175,6 +176,7 @@ async def run_student(url: str, wav: str, seconds: float, record: StudentRecord)
             except asyncio.TimeoutError:
                 pass
             record.stream_end, record.connection = time.time(), peer.connectionState
+            record.audio_sent_s = microphone.sent * FRAME / 48_000
             await page.rerun({"playing": False, "sdpOffer": "", "iceCandidates": {}})
     except Exception as error:  # a lost session is a result of the benchmark, not its end
         record.error = f"{type(error).__name__}: {error}"

@@ -12,9 +12,10 @@ def test_lesson_shows_the_random_split_above_folds_by_speaker(server, page):  # 
     assert sidebar.inner_text().split() == ["Home", "Explore", "Train", "Classify", "Live", "Record", "Lesson"]
     page.get_by_text("Computed in advance").wait_for(timeout=60_000)  # no button to press, nothing to wait for
     page.get_by_text("What the random split adds").wait_for()
-    accuracy = [float(m.inner_text().strip().rstrip("%")) / 100
-                for m in page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("Accuracy", exact=True))
-                .locator('[data-testid="stMetricValue"]').all()]
+    values = (page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("Accuracy", exact=True))
+              .locator('[data-testid="stMetricValue"]'))
+    values.nth(1).wait_for()  # the page draws its metrics one after another
+    accuracy = [float(m.inner_text().strip().rstrip("%")) / 100 for m in values.all()]
     random, speaker = accuracy[0], accuracy[1]  # the first comparison: random split, then by speaker
     assert random > speaker + 0.10, accuracy  # the split alone adds that much
     page.locator(".js-plotly-plot").nth(2).wait_for()
