@@ -45,8 +45,8 @@ from ser_core import config  # noqa: E402
 from ser_core.audio import load_audio  # noqa: E402
 from ser_core.corpora import build_catalog  # noqa: E402
 from tests.conftest import known_clip  # noqa: E402
-from tests.e2e.live_session import TIME_RESULTS  # noqa: E402
-from tests.e2e.test_browser import (CHROMIUM, QUIET, free_port, in_loopback_namespace,  # noqa: E402
+from tests.e2e.live_session import TIME_RESULTS, server_rss_mb  # noqa: E402
+from tests.e2e.test_browser import (CHROMIUM, fake_microphone, free_port, in_loopback_namespace,  # noqa: E402
                                     wait_until_healthy)
 
 LEVELS = (1, 5, 10, 20, 30, 40, 50)
@@ -97,8 +97,7 @@ class ServerMeter(threading.Thread):
             ticks, now = self._ticks(), time.time()
             self.cores.append((ticks - last) / hz / (now - last_at))
             last, last_at = ticks, now
-            self.rss_mb.append(sum(int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
-                                   for pid in self.pids) / 1024)
+            self.rss_mb.append(sum(server_rss_mb(pid) for pid in self.pids))
 
 
 async def browser_student(browser, url: str, seconds: float) -> dict:
@@ -149,9 +148,7 @@ async def chromium_part(url: str, seconds: float, voice: str, data_dir: Path) ->
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=[*QUIET, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={voice}", "--allow-loopback-in-peer-connection",
-                  "--disable-features=WebRtcHideLocalIpsWithMdns"])
+            args=fake_microphone(voice))
         student, uploads = await asyncio.gather(browser_student(browser, url, seconds),
                                                 uploader(browser, url, seconds, data_dir))
         await browser.close()

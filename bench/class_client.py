@@ -77,7 +77,6 @@ class StudentRecord:
     last_result_at: float = 0.0
     stream_end: float = 0.0  # when this student pressed STOP
     connection: str = ""  # the WebRTC connection's state then
-    states: list = field(default_factory=list)  # (seconds after START, WebRTC connection state) as it changed
     audio_sent_s: float = 0.0  # seconds of speech this client's WebRTC sender took from its microphone
 
 
@@ -144,11 +143,6 @@ async def run_student(url: str, wav: str, seconds: float, record: StudentRecord)
             peer.addTransceiver(microphone, direction="sendonly")
             await peer.setLocalDescription(await peer.createOffer())  # aiortc gathers its candidates here
             started = time.time()
-
-            @peer.on("connectionstatechange")
-            def note_state() -> None:
-                record.states.append((round(time.time() - started, 2), peer.connectionState))
-
             offer = {"type": "offer", "sdp": peer.localDescription.sdp}
             await page.rerun({"playing": False, "sdpOffer": offer, "iceCandidates": {}})
             await first(messages, lambda what, _: what == "component_instance" and page.answer, 60, "SDP answer")

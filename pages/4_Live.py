@@ -153,8 +153,9 @@ def live_view() -> None:
     while not live.closed:
         has_new = live.wait_for_result(drawn, timeout=REDRAW)
         level.progress(min(1.0, max(0.0, (live.level_dbfs + 60) / 60)), text=f"input level {live.level_dbfs:.0f} dBFS")
-        if live.busy != noticed:  # said even while no result comes, so a stale one never passes for now
-            noticed = live.busy
+        busy = live.busy
+        if busy != noticed:  # said even while no result comes, so a stale one never passes for now
+            noticed = busy
             if noticed:
                 notice.warning(noticed)
             else:

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.test_browser import QUIET, free_port, wait_until_healthy  # noqa: E402
+from tests.e2e.test_browser import fake_microphone, free_port, wait_until_healthy  # noqa: E402
 
 # Notes, in the page, how long after its window ended each new result appeared (same machine, same clock).
 TIME_RESULTS = """
@@ -92,9 +92,7 @@ def main(out: str, clips: list[str], listen: float = 12, model: str | None = Non
             for clip in clips:  # one browser per clip: the fake microphone is a launch flag
                 browser = playwright.chromium.launch(
                     executable_path=shutil.which("chromium"),
-                    args=[*QUIET, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                          f"--use-file-for-fake-audio-capture={clip}", "--allow-loopback-in-peer-connection",
-                          "--disable-features=WebRtcHideLocalIpsWithMdns"])
+                    args=fake_microphone(clip))
                 context = browser.new_context(permissions=["microphone"], viewport={"width": 1400, "height": 2400})
                 context.add_init_script(TIME_RESULTS)
                 page = context.new_page()

@@ -28,6 +28,14 @@ QUIET = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 SECOND_LOOPBACK = "127.0.0.2"  # WebRTC leaves 127.0.0.1 out of its candidates (../shared/notes)
 
 
+def fake_microphone(clip: str) -> list[str]:
+    """Chromium's launch flags for a browser whose microphone plays `clip` (a WAV file), allowed to stream it
+    over loopback WebRTC (../shared/notes)."""
+    return [*QUIET, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={clip}", "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns"]
+
+
 def in_loopback_namespace(command: list[str]) -> list[str]:
     """`command`, to run in a new loopback-only network namespace with SECOND_LOOPBACK, where a browser, the app
     and the students' clients stream WebRTC to each other and nothing else (../shared/notes). Root, unshare, ip."""

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 import pytest  # noqa: E402
 
 from tests.conftest import PROJECT_ROOT, known_clip, missing  # noqa: E402
-from tests.e2e.test_browser import (CHROMIUM, QUIET, SECOND_LOOPBACK, app_server, free_port,  # noqa: E402
-                                    in_loopback_namespace, require_loopback_namespace)
+from tests.e2e.test_browser import (CHROMIUM, SECOND_LOOPBACK, app_server, fake_microphone,  # noqa: E402
+                                    free_port, in_loopback_namespace, require_loopback_namespace)
 from tests.e2e.test_https_browser import PASSWORD, nginx_in_front  # noqa: E402
 
 TURN_CONF = PROJECT_ROOT / "deploy" / "turnserver.conf"
@@ -144,9 +144,7 @@ def school_session(out: Path, clip: str, folder: Path) -> None:
                 with sync_playwright() as playwright:
                     browser = playwright.chromium.launch(
                         executable_path=CHROMIUM,
-                        args=[*QUIET, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                              f"--use-file-for-fake-audio-capture={clip}", "--allow-loopback-in-peer-connection",
-                              "--disable-features=WebRtcHideLocalIpsWithMdns"])
+                        args=fake_microphone(clip))
                     page, widget = open_live(browser, url)
                     try:
                         page.wait_for_function(RESULT_SHOWN, timeout=120_000)
